@@ -1,0 +1,32 @@
+"""pytest-fastapi-e2e: HTTP-level tests of a FastAPI app against a real PostgreSQL.
+
+Configure it with a session-scoped ``e2e_config`` fixture returning ``E2EConfig``;
+tests then use the ``client``, ``db_session``, ``db_connection``, ``app`` and
+``e2e_database_url`` fixtures.
+"""
+
+from fastapi_e2e.config import E2EConfig
+from fastapi_e2e.errors import (
+    ClusterStartError,
+    ConfigError,
+    ConnectionEscapeError,
+    DatabaseSetupError,
+    E2EError,
+    LifespanError,
+    LoopScopeError,
+    PostgresNotFoundError,
+    SessionGateTimeout,
+)
+
+__all__ = [
+    "ClusterStartError",
+    "ConfigError",
+    "ConnectionEscapeError",
+    "DatabaseSetupError",
+    "E2EConfig",
+    "E2EError",
+    "LifespanError",
+    "LoopScopeError",
+    "PostgresNotFoundError",
+    "SessionGateTimeout",
+]

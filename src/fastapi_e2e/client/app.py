@@ -1,0 +1,131 @@
+"""Build the app once, run its lifespan, and record exceptions it raises.
+
+``async with AppUnderTest(target, timeout) as running:`` yields the app with its
+lifespan started by asgi-lifespan's LifespanManager; ``running.asgi`` is the ASGI
+callable the HTTP client talks to.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from asgi_lifespan import LifespanManager
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fastapi_e2e.errors import LIFESPAN_FAILED, LIFESPAN_TIMEOUT, NOT_AN_APP, ConfigError, LifespanError
+
+
+@dataclass
+class ServerError:
+    """An exception that escaped the app while it handled a request."""
+
+    method: str
+    path: str
+    exception: BaseException
+    traceback: str
+    at: float = field(default_factory=time.monotonic)
+
+
+class ServerErrors:
+    """Where the running app reports exceptions; the harness reads it per test."""
+
+    def __init__(self) -> None:
+        self.errors: list[ServerError] = []
+
+    def take(self) -> list[ServerError]:
+        errors, self.errors = self.errors, []
+        return errors
+
+
+async def build_app(target: Any) -> Starlette:
+    """The app ``target`` names: the app itself, or what a (possibly async) factory returns."""
+    app = target
+    if not isinstance(app, Starlette) and callable(app):
+        app = app()
+        if inspect.isawaitable(app):
+            app = await app
+    if not isinstance(app, Starlette):
+        raise ConfigError(NOT_AN_APP.format(value=target))
+    return app
+
+
+def _copy_state_per_request(app: ASGIApp) -> ASGIApp:
+    """Give each request its own shallow copy of the lifespan state, as servers do.
+
+    asgi-lifespan hands every request the same dict; a route that writes to
+    ``request.state`` would then leak into the next request.
+    """
+
+    async def copy_state(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan" and "state" in scope:
+            scope["state"] = dict(scope["state"])
+        await app(scope, receive, send)
+
+    return copy_state
+
+
+def _record_errors(app: ASGIApp, errors: ServerErrors) -> ASGIApp:
+    async def record(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await app(scope, receive, send)
+        except Exception as exc:
+            errors.errors.append(
+                ServerError(
+                    method=scope.get("method", scope["type"]),
+                    path=scope.get("path", ""),
+                    exception=exc,
+                    traceback="".join(traceback.format_exception(exc)),
+                )
+            )
+            raise
+
+    return record
+
+
+class AppUnderTest:
+    """The app with its lifespan running, for the length of the ``async with``."""
+
+    def __init__(self, target: Any, timeout: float) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.errors = ServerErrors()
+
+    async def __aenter__(self) -> AppUnderTest:
+        self.app = await build_app(self.target)
+        self._manager = LifespanManager(
+            _copy_state_per_request(self.app),
+            startup_timeout=self.timeout,
+            shutdown_timeout=self.timeout,
+        )
+        await self._run_phase("startup", self._manager.__aenter__)
+        self.asgi: ASGIApp = _record_errors(self._manager.app, self.errors)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._run_phase(
+            "shutdown", lambda: self._manager.__aexit__(exc_type, exc, tb)
+        )
+
+    async def _run_phase(self, phase: str, step: Callable[[], Any]) -> None:
+        try:
+            await step()
+        except TimeoutError:
+            raise LifespanError(LIFESPAN_TIMEOUT.format(phase=phase, timeout=self.timeout)) from None
+        except Exception as exc:
+            raise LifespanError(LIFESPAN_FAILED.format(phase=phase, cause=_describe(exc))) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,61 @@
+"""Name the line of app code that caused something, skipping library frames."""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from typing import Any
+
+import greenlet
+
+_LIBRARY_PARTS = (
+    "/sqlalchemy/",
+    "/asyncio/",
+    "/fastapi_e2e/",
+    "/greenlet/",
+    "/starlette/",
+    "/fastapi/",
+    "/anyio/",
+    "/contextlib.py",
+    "/concurrent/",
+    "/threading.py",
+)
+
+
+def _frames() -> list[traceback.FrameSummary]:
+    """The current stack, innermost last, continued into the awaiting coroutine.
+
+    SQLAlchemy's asyncio layer runs sync code in a child greenlet whose stack stops
+    at the greenlet; the code that awaited it is on the parent greenlet's stack.
+    """
+    frames = traceback.extract_stack()
+    parent = greenlet.getcurrent().parent
+    if parent is not None and parent.gr_frame is not None:
+        frames = traceback.extract_stack(parent.gr_frame) + frames
+    return frames
+
+
+
+
+def _first_app_frame(frames: list[traceback.FrameSummary]) -> str | None:
+    for frame in reversed(frames):
+        name = frame.filename.replace("\\", "/")
+        if not any(part in name for part in _LIBRARY_PARTS):
+            return f"{frame.filename}:{frame.lineno} in {frame.name}"
+    return None
+
+
+def call_site() -> str:
+    """Where app code started what is running now: innermost frame outside libraries."""
+    return _first_app_frame(_frames()) or "(unknown call site)"
+
+
+def task_site(task: asyncio.Task[Any] | None) -> str:
+    """Where ``task`` is suspended now, in app code if possible."""
+    if task is None:
+        return "(no task)"
+    frames = [
+        traceback.FrameSummary(f.f_code.co_filename, f.f_lineno, f.f_code.co_name)
+        for f in task.get_stack()
+    ]
+    return _first_app_frame(frames) or f"task {task.get_name()}"

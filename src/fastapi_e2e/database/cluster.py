@@ -1,0 +1,270 @@
+"""A throwaway PostgreSQL cluster for one pytest run, on a private Unix socket.
+
+Hand-written rather than taken from pytest-postgresql or testing.postgresql because
+neither can run as root (initdb refuses root; we drop to an unprivileged user), tie
+the server's life to pytest's (a parent-death signal, so SIGKILL leaves nothing), or
+spawn ``postgres`` directly instead of through ``pg_ctl``'s 100 ms polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from sqlalchemy.engine import URL
+
+from fastapi_e2e.database.binaries import PgBinaries
+from fastapi_e2e.errors import (
+    INITDB_FAILED,
+    NO_UNPRIVILEGED_USER,
+    SERVER_START_FAILED,
+    ClusterStartError,
+)
+
+RUN_DIR_PREFIX = "pfe2e-"
+OWNER_FILE = "owner.pid"
+SUPERUSER = "postgres"
+START_TIMEOUT = 30.0
+
+# Durability buys nothing for a database that is thrown away after the run.
+SERVER_SETTINGS = {
+    "listen_addresses": "",
+    "fsync": "off",
+    "full_page_writes": "off",
+    "synchronous_commit": "off",
+    "max_connections": "200",
+}
+
+_PR_SET_PDEATHSIG = 1
+
+
+def runtime_base_dir() -> Path:
+    """Where run directories go: tmpfs when the machine has one, else the temp dir."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return Path(tempfile.gettempdir())
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    """The user to run PostgreSQL as: None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise ClusterStartError(NO_UNPRIVILEGED_USER)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Run in the child before exec: ask the kernel to stop it when pytest dies."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        # SIGQUIT is PostgreSQL's "immediate shutdown": it also ends the backends.
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGQUIT)
+    if os.getppid() != parent_pid:  # pytest already died before prctl took effect
+        os._exit(1)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _postmaster_pid(datadir: Path) -> int | None:
+    try:
+        return int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+def remove_stale_run_dirs(base: Path) -> list[Path]:
+    """Remove run directories whose pytest process is gone, stopping their servers.
+
+    A run killed with SIGKILL cannot clean up after itself; its server is stopped by
+    the parent-death signal, and this removes what is left on the next start.
+    """
+    removed = []
+    for run_dir in base.glob(RUN_DIR_PREFIX + "*"):
+        try:
+            owner = int((run_dir / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being created
+        if _pid_alive(owner):
+            continue
+        server = _postmaster_pid(run_dir / "data")
+        if server is not None and _pid_alive(server):
+            with contextlib.suppress(OSError):
+                os.kill(server, signal.SIGQUIT)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        removed.append(run_dir)
+    return removed
+
+
+class EmbeddedCluster:
+    """Create, start and finally delete a private PostgreSQL cluster.
+
+    ``async with EmbeddedCluster(binaries) as cluster:`` yields a running server whose
+    superuser URL is ``cluster.url``. The server listens only on a Unix socket in a
+    fresh directory, runs without durability, and is stopped and deleted on exit.
+    """
+
+    def __init__(self, binaries: PgBinaries, base_dir: Path | None = None) -> None:
+        self.binaries = binaries
+        self.base_dir = base_dir or runtime_base_dir()
+        self.run_dir: Path | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stale_removed: list[Path] = []
+
+    @property
+    def datadir(self) -> Path:
+        assert self.run_dir is not None
+        return self.run_dir / "data"
+
+    @property
+    def url(self) -> URL:
+        """SQLAlchemy URL of the superuser's ``postgres`` database."""
+        assert self.run_dir is not None
+        return URL.create(
+            "postgresql+asyncpg",
+            username=SUPERUSER,
+            database="postgres",
+            query={"host": str(self.run_dir)},
+        )
+
+    async def __aenter__(self) -> EmbeddedCluster:
+        self.stale_removed = remove_stale_run_dirs(self.base_dir)
+        user = _unprivileged_user()
+        self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir=self.base_dir))
+        try:
+            (self.run_dir / OWNER_FILE).write_text(str(os.getpid()))
+            if user is not None:
+                os.chown(self.run_dir, user.pw_uid, user.pw_gid)
+            self._initdb(user)
+            await self._start(user)
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop()
+
+    def _run_as(self, user: pwd.struct_passwd | None) -> dict[str, object]:
+        if user is None:
+            return {}
+        return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+    def _initdb(self, user: pwd.struct_passwd | None) -> None:
+        command = [
+            str(self.binaries.initdb),
+            "--pgdata",
+            str(self.datadir),
+            "--username",
+            SUPERUSER,
+            "--auth",
+            "trust",
+            "--encoding",
+            "UTF8",
+            "--locale",
+            "C",
+            "--no-sync",
+        ]
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            cwd=self.run_dir,
+            timeout=120,
+            **self._run_as(user),  # type: ignore[call-overload]
+        )
+        if result.returncode != 0:
+            output = (result.stderr or result.stdout).strip()[-2000:]
+            raise ClusterStartError(
+                INITDB_FAILED.format(
+                    code=result.returncode,
+                    datadir=self.datadir,
+                    output=output,
+                    user=user.pw_name if user else pwd.getpwuid(os.geteuid()).pw_name,
+                )
+            )
+
+    async def _start(self, user: pwd.struct_passwd | None) -> None:
+        assert self.run_dir is not None
+        command = [str(self.binaries.postgres), "-D", str(self.datadir), "-k", str(self.run_dir)]
+        for name, value in SERVER_SETTINGS.items():
+            command += ["-c", f"{name}={value}"]
+        log = open(self.run_dir / "server.log", "wb")  # noqa: SIM115 - handed to the child
+        parent = os.getpid()
+        with log:
+            # Spawned from the main thread on purpose: the parent-death signal fires
+            # when the spawning *thread* exits, and the main thread lives as long as pytest.
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.run_dir,
+                start_new_session=True,  # Ctrl-C in the terminal is pytest's to handle
+                preexec_fn=lambda: _die_with_parent(parent),
+                **self._run_as(user),  # type: ignore[call-overload]
+            )
+        await self._wait_ready()
+
+    async def _wait_ready(self) -> None:
+        assert self.process is not None
+        pid_file = self.datadir / "postmaster.pid"
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self._fail(f"exited with code {self.process.returncode} while starting")
+            with contextlib.suppress(OSError):
+                lines = pid_file.read_text().splitlines()
+                # Line 8 of postmaster.pid is the server's status since PostgreSQL 10.
+                if len(lines) >= 8 and lines[7].strip() == "ready":
+                    return
+            await asyncio.sleep(0.005)
+        self._fail(f"was not ready after {START_TIMEOUT:g} s")
+
+    def _fail(self, reason: str) -> None:
+        assert self.run_dir is not None
+        try:
+            log = (self.run_dir / "server.log").read_text(errors="replace").strip()[-1500:]
+        except OSError:
+            log = "(no log)"
+        raise ClusterStartError(
+            SERVER_START_FAILED.format(postgres=self.binaries.postgres, reason=reason, log=log)
+        )
+
+    def _stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            # Immediate shutdown: the data is thrown away, so nothing needs flushing.
+            self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)

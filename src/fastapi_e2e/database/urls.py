@@ -1,0 +1,41 @@
+"""Parse and mask database URLs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from fastapi_e2e.errors import BAD_DB_URL, ConfigError
+
+
+def mask(url: URL) -> str:
+    """The URL as text with its password replaced by ***."""
+    return url.render_as_string(hide_password=True)
+
+
+def parse_server_url(raw: str, source: str) -> URL:
+    """Parse a user-given server URL into an asyncpg SQLAlchemy URL."""
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        # Never echo a URL we could not parse: it may hold a password in clear.
+        raise ConfigError(
+            BAD_DB_URL.format(source=source, url="(unparsable, not shown)", cause=exc)
+        ) from None
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(
+            BAD_DB_URL.format(
+                source=source, url=mask(url), cause=f"backend {url.get_backend_name()!r}"
+            )
+        )
+    return url.set(drivername="postgresql+asyncpg")
+
+
+def asyncpg_connect_kwargs(url: URL) -> dict[str, Any]:
+    """asyncpg.connect() keyword arguments for ``url``, as SQLAlchemy would pass them."""
+    args, kwargs = PGDialect_asyncpg().create_connect_args(url)
+    assert not args
+    return dict(kwargs)

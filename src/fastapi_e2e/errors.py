@@ -1,0 +1,184 @@
+"""The package's exceptions and the long messages they carry.
+
+Every message says what happened, why, and the fix, with the offending value
+(passwords masked). They live here so their wording can be reviewed in one place.
+"""
+
+from __future__ import annotations
+
+
+class E2EError(Exception):
+    """Base class of every error the harness raises on purpose."""
+
+
+class ConfigError(E2EError):
+    """The harness was configured with a value it cannot use."""
+
+
+class PostgresNotFoundError(E2EError):
+    """No PostgreSQL server binaries were found for the embedded cluster."""
+
+
+class ClusterStartError(E2EError):
+    """The embedded PostgreSQL cluster could not be created or started."""
+
+
+class DatabaseSetupError(E2EError):
+    """The test databases could not be created on the given server."""
+
+
+class LifespanError(E2EError):
+    """The app's lifespan failed or did not finish in time."""
+
+
+class ConnectionEscapeError(E2EError):
+    """App code used a database connection outside the test's transaction."""
+
+
+class SessionGateTimeout(E2EError):
+    """A session waited too long for its turn on the test's shared connection."""
+
+
+class LoopScopeError(E2EError):
+    """A test asked for an event loop other than the harness's session loop."""
+
+
+POSTGRES_NOT_FOUND = (
+    "No PostgreSQL server binaries (initdb, postgres) were found, so the embedded test "
+    "database cannot start. Looked in: {searched}. Fix one of: install PostgreSQL "
+    "(e.g. `apt-get install postgresql`, `brew install postgresql`) or point PG_BINDIR "
+    "at its bin directory; or use a running server with "
+    "E2E_DATABASE_URL=postgresql://user:password@host:5432/postgres (or --e2e-db-url); "
+    "or start the bundled one with `docker compose up -d db` and set "
+    "E2E_DATABASE_URL=postgresql://postgres:postgres@localhost:5432/postgres."
+)
+
+BAD_BINDIR = (
+    "{source} points at {bindir!r}, which does not contain {missing}. Point it at the "
+    "bin directory of a PostgreSQL installation (the one holding initdb and postgres), "
+    "or unset it to let the harness search."
+)
+
+INITDB_FAILED = (
+    "initdb failed (exit {code}) creating the embedded cluster in {datadir}: {output}. "
+    "The harness runs initdb as {user!r}; check that this user can write to the run "
+    "directory, or use an existing server with E2E_DATABASE_URL."
+)
+
+SERVER_START_FAILED = (
+    "The embedded PostgreSQL server ({postgres}) {reason}. Its log ends with: {log}. "
+    "Fix the cause shown in the log, or use an existing server with E2E_DATABASE_URL."
+)
+
+NO_UNPRIVILEGED_USER = (
+    "pytest runs as root and PostgreSQL refuses to run as root, but no unprivileged "
+    "user was found to run it as (tried 'postgres' and 'nobody'). Create one "
+    "(`useradd --system postgres`), run pytest as a normal user, or use an existing "
+    "server with E2E_DATABASE_URL."
+)
+
+SERVER_UNREACHABLE = (
+    "Could not connect to the PostgreSQL server at {url} within {timeout:g} s: {cause}. "
+    "Check that the server is running and the host and port are right (with the "
+    "bundled service: `docker compose up -d db`), or unset E2E_DATABASE_URL/--e2e-db-url "
+    "to use the embedded cluster."
+)
+
+SERVER_AUTH_FAILED = (
+    "The PostgreSQL server at {url} rejected the login: {cause}. Fix the user name or "
+    "password in E2E_DATABASE_URL/--e2e-db-url."
+)
+
+NO_CREATEDB = (
+    "The role {user!r} at {url} may not create databases ({cause}), and the harness needs "
+    "to create its own test database. Grant it with `ALTER ROLE {user} CREATEDB;`, or "
+    "connect as a role that has CREATEDB."
+)
+
+BAD_DB_URL = (
+    "{source} is {url!r}, which is not a PostgreSQL URL SQLAlchemy can parse ({cause}). "
+    "Use the form postgresql://user:password@host:5432/postgres."
+)
+
+SCHEMA_FAILED = (
+    "Building the schema into the template database failed while running {what}: "
+    "{cause}. Fix the error above in your models or migrations; the harness builds "
+    "the schema once per run before any test uses the database."
+)
+
+IMPORT_FAILED = (
+    "E2EConfig.{field} is {value!r}, which could not be imported: {cause}. Use an "
+    "import string of the form 'package.module:attribute' (attributes may be dotted, "
+    "e.g. 'app.models:Base.metadata'), or pass the object itself."
+)
+
+BAD_CONFIG_FIXTURE = (
+    "The e2e_config fixture returned {value!r}, but the harness needs an "
+    "fastapi_e2e.E2EConfig. Return E2EConfig(app=..., session_dependency=...) from a "
+    "session-scoped fixture named e2e_config in conftest.py."
+)
+
+NO_CONFIG_FIXTURE = (
+    "Test {nodeid} uses the harness fixture {fixture!r}, but no e2e_config fixture is "
+    "defined. Add to conftest.py:\n\n"
+    "    @pytest.fixture(scope='session')\n"
+    "    def e2e_config():\n"
+    "        return E2EConfig(app='myapp.main:create_app',\n"
+    "                         session_dependency='myapp.db:get_session',\n"
+    "                         metadata='myapp.models:Base.metadata')"
+)
+
+NOT_AN_APP = (
+    "E2EConfig.app resolved to {value!r}, which is neither a FastAPI/Starlette app nor "
+    "a factory returning one. Point it at the app object ('myapp.main:app') or at a "
+    "function that builds it ('myapp.main:create_app')."
+)
+
+LIFESPAN_FAILED = (
+    "The app's lifespan {phase} failed: {cause}. The harness runs the lifespan once per "
+    "test session; fix the error in the app's startup code (its traceback is above)."
+)
+
+LIFESPAN_TIMEOUT = (
+    "The app's lifespan {phase} did not finish within {timeout:g} s. Something in it is "
+    "waiting forever or is slow (a connection to a host that is not there?). Raise the "
+    "limit with --e2e-lifespan-timeout / e2e_lifespan_timeout, or fix the code."
+)
+
+CONNECTION_ESCAPE = (
+    "The app checked out a database connection from a pool the harness does not "
+    "control ({pool}), at {site}. That connection is outside the test's transaction: "
+    "it cannot see the test's data and what it writes would persist after the test. "
+    "Fix: get sessions through the overridden dependency ({dependency}), or list the "
+    "async_sessionmaker this code uses in E2EConfig(sessionmakers=[...]) so the harness "
+    "rebinds it to the test's connection."
+)
+
+GATE_TIMEOUT = (
+    "A session waited {timeout:g} s for its turn on the test's shared connection and "
+    "gave up: the session holding it has not ended its transaction (its task is now at {holder}). "
+    "Sessions on the shared connection take turns (interleaved savepoints would "
+    "corrupt each other), so one left open blocks the rest. Fix: close sessions "
+    "(`async with sessionmaker() as session:`) before awaiting another request's work."
+)
+
+LOOP_SCOPE_MISMATCH = (
+    "{nodeid} uses harness fixtures ({fixtures}) but asks to run in a {scope}-scoped "
+    "event loop, while the harness's engine, connection and app live on the session "
+    "loop; awaiting them from another loop fails with 'attached to a different loop'. "
+    "Fix: remove loop_scope={scope!r} from its asyncio marker (the harness runs async "
+    "tests on the session loop), or use @pytest.mark.asyncio(loop_scope='session')."
+)
+
+ANYIO_BACKEND_UNSUPPORTED = (
+    "{nodeid} runs on the anyio backend {backend!r}, but the harness's database and app "
+    "run on asyncio (asyncpg is asyncio-only). Fix: parametrize anyio_backend with "
+    "'asyncio' only for tests that use harness fixtures."
+)
+
+TEARDOWN_ROLLBACK_FAILED = (
+    "Rolling back the test's transaction failed: {cause}. The test's writes are "
+    "discarded anyway (the connection is closed, not returned to the pool), but the "
+    "app or the test probably ended the outer transaction itself, e.g. by calling "
+    "commit() on db_connection. Use db_session, whose commit() is a savepoint release."
+)

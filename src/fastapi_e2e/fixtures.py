@@ -1,0 +1,163 @@
+"""The fixtures a test uses: client, db_session, db_connection, app, e2e_database_url.
+
+Every fixture here is a plain (sync) pytest fixture that drives pytest-asyncio's
+session-scoped runner itself. That pins the harness to one loop whatever the user's
+pytest-asyncio settings, keeps anyio's fixture wrapper away from it, and costs one
+fixture hop per test instead of a chain of async fixtures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from fastapi_e2e import errors
+from fastapi_e2e.config import E2EConfig, Settings
+from fastapi_e2e.harness import E2ERun, E2ETest
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+TEST_KEY = pytest.StashKey[E2ETest]()
+RUN_KEY = pytest.StashKey[E2ERun]()
+
+# pytest-asyncio's runner for the session-scoped loop (its name is stable since 1.0).
+SESSION_RUNNER = "_session_scoped_runner"
+
+
+def _fail(exc: errors.E2EError) -> None:
+    __tracebackhide__ = True
+    pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def e2e_config(request: pytest.FixtureRequest) -> E2EConfig:
+    """Placeholder: define your own session-scoped ``e2e_config`` in conftest.py."""
+    __tracebackhide__ = True
+    raise pytest.UsageError(
+        errors.NO_CONFIG_FIXTURE.format(nodeid=request.node.nodeid, fixture="e2e_config")
+    )
+
+
+@pytest.fixture(scope="session")
+def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun]:
+    """The run's database, engine and app with lifespan: built once, on the session loop."""
+    __tracebackhide__ = True
+    if not isinstance(e2e_config, E2EConfig):
+        raise pytest.UsageError(errors.BAD_CONFIG_FIXTURE.format(value=e2e_config))
+    runner: asyncio.Runner = request.getfixturevalue(SESSION_RUNNER)
+    run = E2ERun(e2e_config, request.config.stash[SETTINGS_KEY])
+    try:
+        runner.run(run.__aenter__())
+    except errors.E2EError as exc:
+        _fail(exc)
+    request.config.stash[RUN_KEY] = run
+    yield run
+    del request.config.stash[RUN_KEY]
+    runner.run(run.__aexit__(None, None, None))
+
+
+def _check_loop(request: pytest.FixtureRequest) -> None:
+    """Fail at setup when the test would run outside the harness's session loop."""
+    __tracebackhide__ = True
+    node = request.node
+    marker = node.get_closest_marker("asyncio")
+    scope = marker and (marker.kwargs.get("loop_scope") or marker.kwargs.get("scope"))
+    if scope and scope != "session":
+        harness = sorted(set(node.fixturenames) & PUBLIC_FIXTURES)
+        _fail(
+            errors.LoopScopeError(
+                errors.LOOP_SCOPE_MISMATCH.format(
+                    nodeid=node.nodeid, fixtures=", ".join(harness), scope=scope
+                )
+            )
+        )
+    if "anyio_backend" in node.fixturenames:
+        backend = request.getfixturevalue("anyio_backend")
+        name = backend if isinstance(backend, str) else backend[0]
+        if name != "asyncio":
+            _fail(
+                errors.LoopScopeError(
+                    errors.ANYIO_BACKEND_UNSUPPORTED.format(nodeid=node.nodeid, backend=name)
+                )
+            )
+
+
+@pytest.fixture
+def _e2e_test(request: pytest.FixtureRequest, _e2e_run: E2ERun) -> Iterator[E2ETest]:
+    """One test's transaction, overrides and client; everything rolled back after."""
+    __tracebackhide__ = True
+    _check_loop(request)
+    runner: asyncio.Runner = request.getfixturevalue(SESSION_RUNNER)
+    test = runner.run(E2ETest(_e2e_run).__aenter__())
+    request.node.stash[TEST_KEY] = test
+    yield test
+    try:
+        runner.run(test.__aexit__(None, None, None))
+    except errors.E2EError as exc:
+        _fail(exc)
+    escapes = test.run.guard.take_escapes()
+    if escapes:
+        _fail(escapes[0])
+
+
+@pytest.fixture
+def client(_e2e_test: E2ETest) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` on the app (base_url ``http://testserver``), function scope.
+
+    Requests run in-process against the app built once per run with its lifespan
+    running; the app's session dependency yields sessions inside this test's
+    transaction. Unhandled app exceptions come back as 500 responses and their
+    tracebacks are shown in the report of a failing test.
+    """
+    return _e2e_test.client
+
+
+@pytest.fixture
+def db_session(_e2e_test: E2ETest) -> AsyncSession:
+    """An ``AsyncSession`` inside this test's transaction, function scope.
+
+    Shares the connection with the app: rows it flushes are visible to requests
+    (pending rows are flushed before each request) and rows the app writes are
+    visible to it. ``commit()`` releases a savepoint and ``rollback()`` returns to
+    one; the outer transaction is rolled back after the test. SELECTs refresh
+    objects already loaded, so the test sees what the app changed.
+    """
+    return _e2e_test.tx.session
+
+
+@pytest.fixture
+def db_connection(_e2e_test: E2ETest) -> AsyncConnection:
+    """The ``AsyncConnection`` this test, ``db_session`` and the app share, function scope.
+
+    Use it for Core statements. Do not commit or roll back its transaction: that is
+    the harness's, ended after the test.
+    """
+    return _e2e_test.tx.connection
+
+
+@pytest.fixture
+def app(_e2e_test: E2ETest) -> FastAPI:
+    """The app under test (built once per run, lifespan running), function scope.
+
+    Changes to ``app.dependency_overrides`` made by the test are undone after it.
+    """
+    return _e2e_test.app  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def e2e_database_url(_e2e_run: E2ERun) -> URL:
+    """SQLAlchemy ``URL`` of the run's test database, session scope.
+
+    Its ``repr``/``str`` mask the password; ``url.render_as_string(hide_password=False)``
+    gives the full URL. Connections made with it are outside the test's transaction.
+    """
+    return _e2e_run.url
+
+
+PUBLIC_FIXTURES = frozenset({"client", "db_session", "db_connection", "app", "_e2e_test"})

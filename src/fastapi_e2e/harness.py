@@ -1,0 +1,251 @@
+"""The harness's two lifetimes: the run (database, schema, engine, app) and one test.
+
+``E2ERun`` is entered once per pytest session on the pinned loop; ``E2ETest`` once per
+test. Neither knows about pytest, so both can be driven directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from types import TracebackType
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import pool
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from fastapi_e2e.client.app import AppUnderTest, ServerError
+from fastapi_e2e.config import E2EConfig, Settings
+from fastapi_e2e.database import schema
+from fastapi_e2e.database.binaries import find_binaries
+from fastapi_e2e.database.cluster import EmbeddedCluster
+from fastapi_e2e.database.guard import EscapeGuard
+from fastapi_e2e.database.provision import SchemaBuilder, TestDatabase
+from fastapi_e2e.database.transaction import SharedTransaction, session_options_of
+from fastapi_e2e.database.urls import mask, parse_server_url
+from fastapi_e2e.errors import ConfigError, ConnectionEscapeError
+from fastapi_e2e.importing import resolve
+
+BASE_URL = "http://testserver"
+
+
+@contextmanager
+def _environment(name: str | None, value: str) -> Iterator[None]:
+    """Set one environment variable for the ``with`` block, then restore it."""
+    if name is None:
+        yield
+        return
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _yields_sessionmaker(dependency: Callable[..., Any]) -> bool:
+    """Whether the dependency's return annotation names an async_sessionmaker."""
+    try:
+        hints = typing.get_type_hints(dependency)
+    except Exception:  # unresolvable annotations: assume the common case, a session
+        return False
+    pending = [hints.get("return")]
+    while pending:
+        hint = pending.pop()
+        origin = typing.get_origin(hint) or hint
+        if isinstance(origin, type) and issubclass(origin, async_sessionmaker):
+            return True
+        pending.extend(typing.get_args(hint))
+    return False
+
+
+class E2ERun:
+    """Everything that lives for the whole run, built in dependency order.
+
+    The schema source, app and sessionmakers are imported only after the test
+    database exists and ``database_url_env`` points at it.
+    """
+
+    def __init__(self, config: E2EConfig, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.timings: dict[str, float] = {}
+        self.description = ""
+
+    async def __aenter__(self) -> E2ERun:
+        self._stack = AsyncExitStack()
+        await self._stack.__aenter__()
+        try:
+            await self._start()
+        except BaseException as exc:
+            await self._stack.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def _start(self) -> None:
+        started = time.perf_counter()
+        admin_url, embedded = await self._server()
+        self.timings["server"] = time.perf_counter() - started
+
+        database = TestDatabase(admin_url, self._schema_builder(), drop=not embedded)
+        self.url: URL = database.url
+        raw_url = self.url.render_as_string(hide_password=False)
+        self._stack.enter_context(_environment(self.config.database_url_env, raw_url))
+        started = time.perf_counter()
+        await self._stack.enter_async_context(database)
+        self.timings["databases"] = time.perf_counter() - started
+
+        self.engine: AsyncEngine = create_async_engine(
+            self.url, poolclass=pool.AsyncAdaptedQueuePool, pool_size=2, max_overflow=8
+        )
+        self._stack.push_async_callback(self.engine.dispose)
+        self.sessionmakers = [
+            resolve(maker, "sessionmakers") for maker in self.config.sessionmakers
+        ]
+        for maker in self.sessionmakers:
+            if not isinstance(maker, async_sessionmaker):
+                raise ConfigError(
+                    f"E2EConfig.sessionmakers contains {maker!r}, which is not a "
+                    "sqlalchemy.ext.asyncio.async_sessionmaker. List the module-level "
+                    "async_sessionmaker objects your app uses outside dependencies."
+                )
+        self.dependency = resolve(self.config.session_dependency, "session_dependency")
+        if self.dependency is not None and not callable(self.dependency):
+            raise ConfigError(
+                f"E2EConfig.session_dependency resolved to {self.dependency!r}, which is not "
+                "callable. Point it at the dependency function your routes use in Depends()."
+            )
+
+        started = time.perf_counter()
+        timeout = (
+            self.config.lifespan_timeout
+            if self.config.lifespan_timeout is not None
+            else self.settings.lifespan_timeout.value
+        )
+        self.app_under_test = await self._stack.enter_async_context(
+            AppUnderTest(resolve(self.config.app, "app"), timeout)
+        )
+        self.timings["app"] = time.perf_counter() - started
+        if self.dependency is not None and not isinstance(self.app_under_test.app, FastAPI):
+            raise ConfigError(
+                "E2EConfig.session_dependency is set but the app is not a FastAPI app, "
+                "so its dependencies cannot be overridden. Remove session_dependency."
+            )
+        self.override = (
+            SharedTransaction.sessionmaker_dependency
+            if self.dependency is not None and _yields_sessionmaker(self.dependency)
+            else SharedTransaction.session_dependency
+        )
+        self.guard = self._stack.enter_context(
+            EscapeGuard(self.engine.sync_engine, self._dependency_name())
+        )
+
+    async def _server(self) -> tuple[URL, bool]:
+        """The admin URL of the server to use, and whether it is our own cluster."""
+        db_url = self.settings.db_url
+        if db_url.value is not None:
+            url = parse_server_url(str(db_url.value), f"the database URL from {db_url.source}")
+            self.description = f"{mask(url)} (from {db_url.source})"
+            return url, False
+        bindir = self.settings.pg_bindir
+        binaries = find_binaries(bindir.value, source=f"PG_BINDIR/e2e_pg_bindir ({bindir.source})")
+        cluster = await self._stack.enter_async_context(EmbeddedCluster(binaries))
+        self.description = f"embedded cluster in {cluster.run_dir} ({binaries.bindir})"
+        return cluster.url, True
+
+    def _schema_builder(self) -> SchemaBuilder | None:
+        if self.config.alembic_ini is not None:
+            return functools.partial(_alembic, ini=self.config.alembic_ini)
+        if self.config.metadata is not None:
+            return functools.partial(_metadata, metadata=self.config.metadata)
+        return None
+
+    def _dependency_name(self) -> str:
+        if self.dependency is None:
+            return "E2EConfig.session_dependency, not set"
+        module = getattr(self.dependency, "__module__", "?")
+        return f"{module}:{getattr(self.dependency, '__qualname__', self.dependency)}"
+
+
+async def _alembic(url: URL, ini: Any) -> None:
+    await schema.upgrade_to_head(url, ini)
+
+
+async def _metadata(url: URL, metadata: Any) -> None:
+    await schema.create_all(url, resolve(metadata, "metadata"))
+
+
+class E2ETest:
+    """One test's world: the shared transaction, the app wired to it, and a client."""
+
+    __test__ = False
+
+    def __init__(self, run: E2ERun) -> None:
+        self.run = run
+
+    async def __aenter__(self) -> E2ETest:
+        run = self.run
+        self.tx = await SharedTransaction(
+            run.engine,
+            sessionmakers=run.sessionmakers,
+            app_session_options=session_options_of(run.sessionmakers[0] if run.sessionmakers else None),
+        ).__aenter__()
+        self.app = run.app_under_test.app
+        self._saved_overrides: dict[Any, Any] | None = None
+        if isinstance(self.app, FastAPI):
+            self._saved_overrides = dict(self.app.dependency_overrides)
+            if run.dependency is not None:
+                self.app.dependency_overrides[run.dependency] = run.override.__get__(self.tx)
+        run.app_under_test.errors.take()
+        run.guard.take_escapes()
+        run.guard.active = True
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=run.app_under_test.asgi, raise_app_exceptions=False),
+            base_url=BASE_URL,
+            event_hooks={"request": [self._before_request]},
+        )
+        return self
+
+    async def _before_request(self, request: httpx.Request) -> None:
+        # Rows the test added but did not flush would be invisible to the app.
+        await self.tx.session.flush()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        run = self.run
+        run.guard.active = False
+        try:
+            await self.client.aclose()
+        finally:
+            if self._saved_overrides is not None:
+                self.app.dependency_overrides.clear()
+                self.app.dependency_overrides.update(self._saved_overrides)
+            await self.tx.__aexit__(exc_type, exc, tb)
+
+    def server_errors(self) -> list[ServerError]:
+        return self.run.app_under_test.errors.errors
+
+    def escapes(self) -> list[ConnectionEscapeError]:
+        return self.run.guard.escapes

@@ -1,0 +1,100 @@
+"""pytest registration: options, ini keys, collection hooks, report header and sections.
+
+The fixtures themselves live in ``fastapi_e2e.fixtures``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from fastapi_e2e import fixtures
+from fastapi_e2e.config import OPTIONS, resolve_settings
+from fastapi_e2e.database.urls import mask, parse_server_url
+from fastapi_e2e.errors import ConfigError
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fastapi-e2e", "end-to-end FastAPI tests (pytest-fastapi-e2e)")
+    for option in OPTIONS:
+        env = f" Environment: {option.env}." if option.env else ""
+        group.addoption(option.flag, dest=option.dest, default=None, help=option.help + env)
+        parser.addini(option.dest, help=option.help, default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    ini = {option.dest: config.getini(option.dest) for option in OPTIONS}
+    cli = {option.dest: config.getoption(option.dest) for option in OPTIONS}
+    try:
+        settings = resolve_settings(cli=cli, env=os.environ, ini=ini)
+        if settings.db_url.value is not None:
+            parse_server_url(str(settings.db_url.value), f"the database URL from {settings.db_url.source}")
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[fixtures.SETTINGS_KEY] = settings
+    if not config.pluginmanager.has_plugin("fastapi_e2e.fixtures"):
+        config.pluginmanager.register(fixtures, "fastapi_e2e.fixtures")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash[fixtures.SETTINGS_KEY]
+    db = settings.db_url
+    if db.value is None:
+        database = "embedded PostgreSQL cluster (default)"
+    else:
+        database = f"{mask(parse_server_url(str(db.value), db.source))} (from {db.source})"
+    timeout = settings.lifespan_timeout
+    return [
+        f"fastapi-e2e: database: {database}; "
+        f"lifespan timeout: {timeout.value:g} s ({timeout.source}); "
+        "async tests run on the session event loop"
+    ]
+
+
+def _is_async_test(item: pytest.Function) -> bool:
+    function = getattr(item.obj, "hypothesis", None)
+    target = function.inner_test if function is not None else item.obj
+    return inspect.iscoroutinefunction(target)
+
+
+# Innermost wrapper: runs before pytest-asyncio's wrapper turns marked coroutine
+# functions into its own items, so the marker we add here is the one it reads.
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> Generator[None, Any, None]:
+    outcome = yield
+    result = outcome.get_result()
+    items = result if isinstance(result, list) else [result]
+    for item in items:
+        if isinstance(item, pytest.Function) and _is_async_test(item):
+            _pin_to_session_loop(item)
+
+
+def _pin_to_session_loop(item: pytest.Function) -> None:
+    """Run an async test on the session loop unless it names another loop scope itself."""
+    marker = item.get_closest_marker("asyncio")
+    kwargs = dict(marker.kwargs) if marker is not None else {}
+    if kwargs.get("loop_scope") or kwargs.get("scope"):
+        return  # explicit: respected, and refused at setup if it uses harness fixtures
+    kwargs["loop_scope"] = "session"
+    item.add_marker(pytest.mark.asyncio(**kwargs), append=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    test = item.stash.get(fixtures.TEST_KEY, None)
+    if test is None or not report.failed or call.when == "setup":
+        return
+    server_errors = test.server_errors()
+    if server_errors:
+        text = "\n".join(
+            f"{error.method} {error.path} raised:\n{error.traceback}" for error in server_errors
+        )
+        report.sections.append(("Server errors (tracebacks from the app)", text))
