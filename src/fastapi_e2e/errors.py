@@ -146,9 +146,10 @@ LIFESPAN_TIMEOUT = (
 )
 
 CONNECTION_ESCAPE = (
-    "The app checked out a database connection from a pool the harness does not "
-    "control ({pool}), at {site}. That connection is outside the test's transaction: "
-    "it cannot see the test's data and what it writes would persist after the test. "
+    "The app ran a statement on a database engine the harness does not control "
+    "({pool}), at {site}. It was stopped before reaching the server: that engine's "
+    "connections are outside the test's transaction, so they cannot see the test's "
+    "data and what they write would persist after the test. "
     "Fix: get sessions through the overridden dependency ({dependency}), or list the "
     "async_sessionmaker this code uses in E2EConfig(sessionmakers=[...]) so the harness "
     "rebinds it to the test's connection."
@@ -176,9 +177,17 @@ ANYIO_BACKEND_UNSUPPORTED = (
     "'asyncio' only for tests that use harness fixtures."
 )
 
+OUTER_TRANSACTION_ENDED = (
+    "Refused to commit or roll back the test's outer transaction (db_connection."
+    "commit()/rollback() or a session bound to it with control_fully). Committing "
+    "would persist the test's writes and rolling back would end its isolation. Use "
+    "db_session.commit()/rollback(), which release or return to a savepoint, or "
+    "db_connection.begin_nested() for a savepoint of your own."
+)
+
 TEARDOWN_ROLLBACK_FAILED = (
     "Rolling back the test's transaction failed: {cause}. The test's writes are "
-    "discarded anyway (the connection is closed, not returned to the pool), but the "
-    "app or the test probably ended the outer transaction itself, e.g. by calling "
-    "commit() on db_connection. Use db_session, whose commit() is a savepoint release."
+    "discarded anyway (the connection is dropped, not returned to the pool). The "
+    "connection was probably broken by the test or the app (a server-side error, a "
+    "cancelled query); the error above says which."
 )

@@ -85,6 +85,22 @@ def _pin_to_session_loop(item: pytest.Function) -> None:
     item.add_marker(pytest.mark.asyncio(**kwargs), append=False)
 
 
+# Outermost wrapper: sets the loop scope before pytest-asyncio's wrapper reads it.
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
+    """Run async fixtures that name no loop scope on the session loop, like the tests.
+
+    A function-scoped async fixture would otherwise get a loop of its own, and any
+    database or client object it touched would be "attached to a different loop".
+    """
+    function = getattr(fixturedef.func, "__func__", fixturedef.func)
+    if (
+        inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+    ) and getattr(function, "_loop_scope", None) is None:
+        function._loop_scope = "session"
+    return (yield)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield

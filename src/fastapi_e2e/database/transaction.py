@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -21,14 +22,16 @@ from sqlalchemy.ext.asyncio import (
     AsyncTransaction,
     async_sessionmaker,
 )
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from fastapi_e2e.database import gate as gate_module
 from fastapi_e2e.database.gate import GATE_KEY, SessionGate
-from fastapi_e2e.errors import TEARDOWN_ROLLBACK_FAILED, E2EError
+from fastapi_e2e.errors import OUTER_TRANSACTION_ENDED, TEARDOWN_ROLLBACK_FAILED, E2EError
 
 JOIN = {"join_transaction_mode": "create_savepoint"}
 FRESH_READS_KEY = "fastapi_e2e.fresh_reads"
+OUTER_LOCK_KEY = "fastapi_e2e.outer_transaction"
+WROTE_KEY = "fastapi_e2e.wrote"
 # Options of the user's sessionmaker that would detach a session from our connection.
 _BINDING_OPTIONS = ("bind", "binds", "join_transaction_mode")
 
@@ -50,11 +53,66 @@ def _refresh_on_select(state: ORMExecuteState) -> None:
         state.update_execution_options(populate_existing=True)
 
 
+def _note_write_statement(state: ORMExecuteState) -> None:
+    if not state.is_select and GATE_KEY in state.session.info:
+        state.session.info[WROTE_KEY] = True
+
+
+def _note_flush(session: Session, flush_context: Any) -> None:
+    if GATE_KEY in session.info:
+        session.info[WROTE_KEY] = True
+
+
+def _forget_writes(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(WROTE_KEY, None)
+
+
 def install_events() -> None:
     """Register the session events the shared transaction relies on (idempotent)."""
     gate_module.install()
     if not event.contains(Session, "do_orm_execute", _refresh_on_select):
         event.listen(Session, "do_orm_execute", _refresh_on_select)
+        event.listen(Session, "do_orm_execute", _note_write_statement)
+        event.listen(Session, "after_flush", _note_flush)
+        event.listen(Session, "after_transaction_end", _forget_writes)
+
+
+async def close_app_session(session: AsyncSession) -> None:
+    """Close a session of the app's the way production would, on the shared connection.
+
+    In production each session has its own connection, so closing one never undoes
+    another's commit. Here a session's savepoint may enclose the released savepoint
+    of a session opened later in the same task (a background task's audit write
+    after the route re-read a row): rolling the outer one back would discard that
+    commit. When the closing session wrote nothing in its transaction, releasing
+    its savepoint is equivalent for its own data and keeps the other's work.
+    """
+    if (
+        session.in_transaction()
+        and not session.info.get(WROTE_KEY)
+        and not (session.new or session.dirty or session.deleted)
+    ):
+        await session.commit()
+    await session.close()
+
+
+def _refuse_outer_end(conn: Connection) -> None:
+    """Stop a COMMIT or ROLLBACK of the outer transaction before it reaches the server.
+
+    A commit would persist the test's writes; a rollback would silently end the
+    isolation every later statement of the test relies on.
+    """
+    if conn.info.get(OUTER_LOCK_KEY):
+        raise E2EError(OUTER_TRANSACTION_ENDED)
+
+
+def guard_outer_transaction(engine: AsyncEngine) -> None:
+    """Refuse commit()/rollback() on test connections of ``engine`` (idempotent)."""
+    sync_engine = engine.sync_engine
+    if not event.contains(sync_engine, "commit", _refuse_outer_end):
+        event.listen(sync_engine, "commit", _refuse_outer_end)
+        event.listen(sync_engine, "rollback", _refuse_outer_end)
 
 
 class SharedTransaction:
@@ -81,6 +139,7 @@ class SharedTransaction:
 
     async def __aenter__(self) -> SharedTransaction:
         install_events()
+        guard_outer_transaction(self.engine)
         self.gate = SessionGate(self.gate_timeout)
         self.connection: AsyncConnection = await self.engine.connect()
         try:
@@ -88,6 +147,7 @@ class SharedTransaction:
         except BaseException:
             await self.connection.close()
             raise
+        self.connection.sync_connection.info[OUTER_LOCK_KEY] = True  # type: ignore[union-attr]
         # The test's own session is exempt from the gate: it lives for the whole test,
         # and requests the test awaits (even gathered ones) must not wait for it.
         self.session = AsyncSession(
@@ -103,15 +163,20 @@ class SharedTransaction:
         tb: TracebackType | None,
     ) -> None:
         self._restore_sessionmakers()
+        self.connection.sync_connection.info[OUTER_LOCK_KEY] = False  # type: ignore[union-attr]
+        # A refused commit leaves the outer transaction inactive but open on the server;
+        # closing the DBAPI connection is then the one sure way to discard it.
+        discard = not self.transaction.is_active
         try:
             await self.session.close()
-            if self.transaction.is_active:
+            if not discard:
                 await self.transaction.rollback()
         except Exception as error:
-            # The connection's state is unknown: drop it rather than pool it.
             await self.connection.invalidate()
             await self.connection.close()
             raise E2EError(TEARDOWN_ROLLBACK_FAILED.format(cause=error)) from error
+        if discard:
+            await self.connection.invalidate()
         await self.connection.close()
 
     def _app_session_kwargs(self) -> dict[str, Any]:
@@ -136,7 +201,7 @@ class SharedTransaction:
         try:
             yield session
         finally:
-            await session.close()
+            await close_app_session(session)
 
     async def sessionmaker_dependency(self) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
         """Replacement for an app dependency that yields a sessionmaker."""

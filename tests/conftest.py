@@ -1,0 +1,90 @@
+"""Shared fixtures for the harness's own tests.
+
+Most behaviour tests run inner pytest sessions against one PostgreSQL cluster that
+this outer session starts with the harness's own cluster code (E2E_DATABASE_URL);
+tests of the embedded default let the inner session start its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from fastapi_e2e.database.binaries import find_binaries
+from fastapi_e2e.database.cluster import EmbeddedCluster
+from fastapi_e2e.database.urls import asyncpg_connect_kwargs
+
+CONFTEST = """
+import pytest
+from fastapi_e2e import E2EConfig
+
+@pytest.fixture(scope="session")
+def e2e_config():
+    return E2EConfig(
+        app="shop:create_app",
+        session_dependency="shop:get_session",
+        metadata="shop:Base.metadata",
+        sessionmakers=["shop:SessionLocal"],
+        database_url_env="DATABASE_URL",
+        {extra}
+    )
+"""
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[EmbeddedCluster]:
+    """One real PostgreSQL cluster for the inner runs of this session."""
+    with asyncio.Runner() as runner:
+        cluster = EmbeddedCluster(find_binaries())
+        runner.run(cluster.__aenter__())
+        try:
+            yield cluster
+        finally:
+            runner.run(cluster.__aexit__(None, None, None))
+
+
+@pytest.fixture
+def server_url(pg_cluster: EmbeddedCluster) -> str:
+    return pg_cluster.url.render_as_string(hide_password=False)
+
+
+class Admin:
+    """Runs SQL on the outer cluster, to check what inner runs left behind."""
+
+    def __init__(self, cluster: EmbeddedCluster) -> None:
+        self.kwargs = asyncpg_connect_kwargs(cluster.url)
+
+    def fetch(self, query: str, *args: object, database: str = "postgres") -> list[asyncpg.Record]:
+        async def go() -> list[asyncpg.Record]:
+            conn = await asyncpg.connect(**{**self.kwargs, "database": database})
+            try:
+                return await conn.fetch(query, *args)
+            finally:
+                await conn.close()
+
+        return asyncio.run(go())
+
+    def execute(self, query: str, database: str = "postgres") -> None:
+        self.fetch(query, database=database)
+
+    def e2e_databases(self) -> list[str]:
+        rows = self.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_%'")
+        return [r["datname"] for r in rows]
+
+
+@pytest.fixture
+def admin(pg_cluster: EmbeddedCluster) -> Admin:
+    return Admin(pg_cluster)
+
+
+@pytest.fixture
+def shop(pytester: pytest.Pytester, server_url: str, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A pytester dir with the example shop app and a conftest using the outer cluster."""
+    pytester.copy_example("shop.py")
+    pytester.makeconftest(CONFTEST.format(extra=""))
+    monkeypatch.setenv("E2E_DATABASE_URL", server_url)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return pytester
