@@ -74,6 +74,9 @@ def create_app() -> FastAPI:
         except IntegrityError:
             await session.rollback()
             raise HTTPException(409, "name taken") from None
+        # A read after the commit leaves this session in a new transaction while the
+        # background task below runs (as an app with expire_on_commit=True would).
+        await session.refresh(thing)
         tasks.add_task(write_audit, f"created {name}")
         return {"id": thing.id, "name": name}
 
