@@ -67,8 +67,17 @@ class Admin:
 
         return asyncio.run(go())
 
-    def execute(self, query: str, database: str = "postgres") -> None:
-        self.fetch(query, database=database)
+    def execute(self, script: str, database: str = "postgres") -> None:
+        """Run one or more statements (no parameters)."""
+
+        async def go() -> None:
+            conn = await asyncpg.connect(**{**self.kwargs, "database": database})
+            try:
+                await conn.execute(script)
+            finally:
+                await conn.close()
+
+        asyncio.run(go())
 
     def e2e_databases(self) -> list[str]:
         rows = self.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_%'")

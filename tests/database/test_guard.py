@@ -1,0 +1,56 @@
+"""Behaviour 5: statements on any engine but the harness's fail the test, naming the call site."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_escape_fails_the_test_naming_the_route_and_the_fix(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        async def test_escapes(client):
+            response = await client.post("/escape")
+            assert response.status_code == 500
+
+        async def test_nothing_was_written(client):
+            assert (await client.get("/things")).json() == []
+        """
+    )
+    result = shop.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_escapes*",
+            "*The app ran a statement on a database engine the harness does not control*"
+            "shop.py:*in escape*sessionmakers=*",
+        ]
+    )
+
+
+def test_escape_swallowed_by_the_app_still_fails_the_test(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        from sqlalchemy import text
+
+        async def test_swallowed(app, client):
+            @app.get("/quiet-escape")
+            async def quiet(request: __import__("fastapi").Request):
+                try:
+                    async with request.state.engine.connect() as conn:
+                        await conn.execute(text("SELECT 1"))
+                except Exception:
+                    pass
+                return {}
+
+            assert (await client.get("/quiet-escape")).status_code == 200
+        """
+    )
+    result = shop.runpytest_subprocess()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_swallowed*", "*engine the harness does not control*.py:*in quiet*"])
+
+
+def test_lifespan_may_use_its_engine_outside_tests(shop: pytest.Pytester) -> None:
+    # The shop's lifespan runs SELECT 1 on its own engine at startup: not an escape.
+    shop.makepyfile("async def test_ok(client):\n    assert (await client.get('/things')).status_code == 200\n")
+    shop.runpytest_subprocess().assert_outcomes(passed=1)

@@ -1,0 +1,138 @@
+"""Behaviours 2 and 3: an existing server (E2E_DATABASE_URL / --e2e-db-url), the
+databases the harness creates there, and the errors for bad servers or credentials."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import CONFTEST, Admin
+
+SENTINEL_DB = "precious"
+
+
+@pytest.fixture
+def sentinel(admin: Admin) -> None:
+    """A database of somebody else's on the server, with data in it."""
+    admin.execute(f"DROP DATABASE IF EXISTS {SENTINEL_DB}")
+    admin.execute(f"CREATE DATABASE {SENTINEL_DB}")
+    admin.execute("CREATE TABLE keep (v text); INSERT INTO keep VALUES ('mine')", database=SENTINEL_DB)
+
+
+def test_creates_its_own_commented_databases_and_drops_only_those(
+    shop: pytest.Pytester, admin: Admin, sentinel: None
+) -> None:
+    before = {r["datname"] for r in admin.fetch("SELECT datname FROM pg_database")}
+    shop.makepyfile(
+        """
+        import pathlib
+        from sqlalchemy import text
+
+        async def test_where_am_i(db_connection, e2e_database_url):
+            name = await db_connection.scalar(text("SELECT current_database()"))
+            assert name == e2e_database_url.database and name.startswith("e2e_")
+            comment = await db_connection.scalar(
+                text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :n"),
+                {"n": name},
+            )
+            assert comment.startswith("pytest-fastapi-e2e test database of pid")
+            pathlib.Path("db.txt").write_text(name)
+        """
+    )
+    result = shop.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    after = {r["datname"] for r in admin.fetch("SELECT datname FROM pg_database")}
+    assert after == before  # both of its databases are gone, nobody else's touched
+    rows = admin.fetch("SELECT v FROM keep", database=SENTINEL_DB)
+    assert [r["v"] for r in rows] == ["mine"]
+
+
+def test_command_line_url_wins_over_environment(
+    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, server_url: str
+) -> None:
+    monkeypatch.setenv("E2E_DATABASE_URL", "postgresql://nobody:secret@127.0.0.1:1/postgres")
+    shop.makepyfile("async def test_ok(db_session):\n    pass\n")
+    result = shop.runpytest_subprocess(f"--e2e-db-url={server_url}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*(from command line)*"])
+
+
+def test_template_holds_the_schema_once_and_the_test_db_is_cloned(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        from sqlalchemy import text
+
+        async def test_tables(db_connection):
+            tables = await db_connection.scalars(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+            )
+            assert tables.all() == ["audit", "things"]
+        """
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_unreachable_server_fails_fast_with_masked_url(
+    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("E2E_DATABASE_URL", "postgresql://app:s3cr3t-pw@127.0.0.1:1/postgres")
+    shop.makepyfile("async def test_needs_db(client):\n    pass\n")
+    result = shop.runpytest_subprocess(timeout=60)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*Could not connect to the PostgreSQL server at postgresql+asyncpg://app:***@127.0.0.1:1/postgres*"]
+    )
+    assert "s3cr3t-pw" not in result.stdout.str() + result.stderr.str()
+
+
+def test_unknown_role_is_reported_as_a_login_failure(
+    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, server_url: str
+) -> None:
+    monkeypatch.setenv("E2E_DATABASE_URL", server_url.replace("postgres@", "ghost:pw@", 1))
+    shop.makepyfile("async def test_needs_db(client):\n    pass\n")
+    result = shop.runpytest_subprocess(timeout=60)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*rejected the login*role \"ghost\" does not exist*"])
+
+
+def test_role_without_createdb_gets_the_grant_to_run(
+    shop: pytest.Pytester, admin: Admin, monkeypatch: pytest.MonkeyPatch, server_url: str
+) -> None:
+    admin.execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'plain') "
+        "THEN CREATE ROLE plain LOGIN NOCREATEDB; END IF; END $$"
+    )
+    monkeypatch.setenv("E2E_DATABASE_URL", server_url.replace("postgres@", "plain@", 1))
+    shop.makepyfile("async def test_needs_db(client):\n    pass\n")
+    result = shop.runpytest_subprocess(timeout=60)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*The role 'plain' at * may not create databases*ALTER ROLE plain CREATEDB*"])
+    assert admin.e2e_databases() == []
+
+
+def test_non_postgres_url_is_a_usage_error(
+    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("E2E_DATABASE_URL", "mysql://root:hunter2@localhost/db")
+    shop.makepyfile("def test_x():\n    pass\n")
+    result = shop.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*not a PostgreSQL URL*backend 'mysql'*"])
+    assert "hunter2" not in result.stdout.str() + result.stderr.str()
+
+
+def test_schema_error_names_the_step_and_leaves_no_database(
+    shop: pytest.Pytester, admin: Admin
+) -> None:
+    shop.makepyfile(
+        broken_models="""
+        from sqlalchemy import Column, Integer, MetaData, Table, text
+        metadata = MetaData()
+        Table("bad", metadata, Column("id", Integer, server_default=text("no_such_function()")))
+        """,
+        test_schema="async def test_needs_db(client):\n    pass\n",
+    )
+    shop.makeconftest(CONFTEST.format(extra="").replace('"shop:Base.metadata"', '"broken_models:metadata"'))
+    result = shop.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*Building the schema into the template database failed while running metadata.create_all*no_such_function*"])
+    assert admin.e2e_databases() == []
