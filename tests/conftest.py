@@ -90,7 +90,9 @@ def admin(pg_cluster: EmbeddedCluster) -> Admin:
 
 
 @pytest.fixture
-def shop(pytester: pytest.Pytester, server_url: str, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def shop(
+    pytester: pytest.Pytester, server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
     """A pytester dir with the example shop app and a conftest using the outer cluster."""
     pytester.copy_example("shop.py")
     pytester.makeconftest(CONFTEST.format(extra=""))

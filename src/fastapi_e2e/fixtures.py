@@ -8,9 +8,8 @@ fixture hop per test instead of a chain of async fixtures.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
@@ -28,6 +27,14 @@ RUN_KEY = pytest.StashKey[E2ERun]()
 
 # pytest-asyncio's runner for the session-scoped loop (its name is stable since 1.0).
 SESSION_RUNNER = "_session_scoped_runner"
+
+T = TypeVar("T")
+
+
+class _Runner(Protocol):
+    """What we use of asyncio.Runner (or its backport, which pytest-asyncio uses on 3.10)."""
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T: ...
 
 
 def _fail(exc: errors.E2EError) -> None:
@@ -50,7 +57,7 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     __tracebackhide__ = True
     if not isinstance(e2e_config, E2EConfig):
         raise pytest.UsageError(errors.BAD_CONFIG_FIXTURE.format(value=e2e_config))
-    runner: asyncio.Runner = request.getfixturevalue(SESSION_RUNNER)
+    runner: _Runner = request.getfixturevalue(SESSION_RUNNER)
     run = E2ERun(e2e_config, request.config.stash[SETTINGS_KEY])
     try:
         runner.run(run.__aenter__())
@@ -93,7 +100,7 @@ def _e2e_test(request: pytest.FixtureRequest, _e2e_run: E2ERun) -> Iterator[E2ET
     """One test's transaction, overrides and client; everything rolled back after."""
     __tracebackhide__ = True
     _check_loop(request)
-    runner: asyncio.Runner = request.getfixturevalue(SESSION_RUNNER)
+    runner: _Runner = request.getfixturevalue(SESSION_RUNNER)
     test = runner.run(E2ETest(_e2e_run).__aenter__())
     request.node.stash[TEST_KEY] = test
     yield test

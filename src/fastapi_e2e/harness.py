@@ -206,14 +206,18 @@ class E2ETest:
         self.tx = await SharedTransaction(
             run.engine,
             sessionmakers=run.sessionmakers,
-            app_session_options=session_options_of(run.sessionmakers[0] if run.sessionmakers else None),
+            app_session_options=session_options_of(
+                run.sessionmakers[0] if run.sessionmakers else None
+            ),
         ).__aenter__()
         self.app = run.app_under_test.app
-        self._saved_overrides: dict[Any, Any] | None = None
-        if isinstance(self.app, FastAPI):
-            self._saved_overrides = dict(self.app.dependency_overrides)
+        self._fastapi = self.app if isinstance(self.app, FastAPI) else None
+        self._saved_overrides: dict[Any, Any] = {}
+        if self._fastapi is not None:
+            self._saved_overrides = dict(self._fastapi.dependency_overrides)
             if run.dependency is not None:
-                self.app.dependency_overrides[run.dependency] = run.override.__get__(self.tx)
+                override = run.override.__get__(self.tx)
+                self._fastapi.dependency_overrides[run.dependency] = override
         run.app_under_test.errors.take()
         run.guard.take_escapes()
         run.guard.active = True
@@ -239,9 +243,9 @@ class E2ETest:
         try:
             await self.client.aclose()
         finally:
-            if self._saved_overrides is not None:
-                self.app.dependency_overrides.clear()
-                self.app.dependency_overrides.update(self._saved_overrides)
+            if self._fastapi is not None:
+                self._fastapi.dependency_overrides.clear()
+                self._fastapi.dependency_overrides.update(self._saved_overrides)
             await self.tx.__aexit__(exc_type, exc, tb)
 
     def server_errors(self) -> list[ServerError]:

@@ -15,7 +15,9 @@ def resolve(value: Any, field: str) -> Any:
     module_name, sep, attrs = value.partition(":")
     if not sep or not module_name or not attrs:
         raise ConfigError(
-            IMPORT_FAILED.format(field=field, value=value, cause="no ':' between module and attribute")
+            IMPORT_FAILED.format(
+                field=field, value=value, cause="no ':' between module and attribute"
+            )
         )
     try:
         obj: Any = importlib.import_module(module_name)

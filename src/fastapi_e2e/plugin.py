@@ -32,7 +32,9 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = resolve_settings(cli=cli, env=os.environ, ini=ini)
         if settings.db_url.value is not None:
-            parse_server_url(str(settings.db_url.value), f"the database URL from {settings.db_url.source}")
+            parse_server_url(
+                str(settings.db_url.value), f"the database URL from {settings.db_url.source}"
+            )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[fixtures.SETTINGS_KEY] = settings
@@ -94,15 +96,18 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
     database or client object it touched would be "attached to a different loop".
     """
     function = getattr(fixturedef.func, "__func__", fixturedef.func)
-    if (
-        inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
-    ) and getattr(function, "_loop_scope", None) is None:
-        function._loop_scope = "session"
+    if (inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)) and getattr(
+        function, "_loop_scope", None
+    ) is None:
+        # pytest-asyncio's own marker attribute, as its fixture(loop_scope=...) sets it.
+        setattr(function, "_loop_scope", "session")  # noqa: B010
     return (yield)
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     test = item.stash.get(fixtures.TEST_KEY, None)

@@ -12,7 +12,8 @@ from fastapi_e2e.errors import PostgresNotFoundError
 
 def test_finds_an_installed_postgres() -> None:
     found = binaries.find_binaries()
-    assert found.initdb.name == "initdb" and found.postgres.name == "postgres"
+    assert found.initdb.name == "initdb"
+    assert found.postgres.name == "postgres"
     assert found.initdb.parent == found.postgres.parent == found.bindir
 
 
@@ -28,7 +29,11 @@ def test_explicit_bindir_without_binaries_names_what_is_missing(tmp_path: Path) 
 
 
 def test_newest_version_is_searched_first() -> None:
-    paths = ["/usr/lib/postgresql/13/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/9/bin"]
+    paths = [
+        "/usr/lib/postgresql/13/bin",
+        "/usr/lib/postgresql/16/bin",
+        "/usr/lib/postgresql/9/bin",
+    ]
     assert sorted(paths, key=binaries._version_key)[0].endswith("/16/bin")
 
 

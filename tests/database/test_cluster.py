@@ -45,7 +45,9 @@ def record(request):
 """
 
 
-def test_embedded_cluster_serves_the_tests_and_is_removed_at_exit(embedded: pytest.Pytester) -> None:
+def test_embedded_cluster_serves_the_tests_and_is_removed_at_exit(
+    embedded: pytest.Pytester,
+) -> None:
     embedded.makepyfile(
         helper=RECORD_SERVER,
         test_embedded="""
@@ -119,7 +121,8 @@ def test_janitor_keeps_run_dirs_of_live_runs_and_foreign_dirs(tmp_path: Path) ->
     foreign = tmp_path / f"{cluster.RUN_DIR_PREFIX}foreign"
     foreign.mkdir()  # no owner file: not ours to judge
     assert cluster.remove_stale_run_dirs(tmp_path) == []
-    assert live.exists() and foreign.exists()
+    assert live.exists()
+    assert foreign.exists()
 
 
 def test_janitor_stops_a_stale_server_and_removes_its_dir(tmp_path: Path) -> None:

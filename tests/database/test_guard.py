@@ -47,10 +47,17 @@ def test_escape_swallowed_by_the_app_still_fails_the_test(shop: pytest.Pytester)
     )
     result = shop.runpytest_subprocess()
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at teardown of test_swallowed*", "*engine the harness does not control*.py:*in quiet*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_swallowed*",
+            "*engine the harness does not control*.py:*in quiet*",
+        ]
+    )
 
 
 def test_lifespan_may_use_its_engine_outside_tests(shop: pytest.Pytester) -> None:
     # The shop's lifespan runs SELECT 1 on its own engine at startup: not an escape.
-    shop.makepyfile("async def test_ok(client):\n    assert (await client.get('/things')).status_code == 200\n")
+    shop.makepyfile(
+        "async def test_ok(client):\n    assert (await client.get('/things')).status_code == 200\n"
+    )
     shop.runpytest_subprocess().assert_outcomes(passed=1)

@@ -15,7 +15,9 @@ def sentinel(admin: Admin) -> None:
     """A database of somebody else's on the server, with data in it."""
     admin.execute(f"DROP DATABASE IF EXISTS {SENTINEL_DB}")
     admin.execute(f"CREATE DATABASE {SENTINEL_DB}")
-    admin.execute("CREATE TABLE keep (v text); INSERT INTO keep VALUES ('mine')", database=SENTINEL_DB)
+    admin.execute(
+        "CREATE TABLE keep (v text); INSERT INTO keep VALUES ('mine')", database=SENTINEL_DB
+    )
 
 
 def test_creates_its_own_commented_databases_and_drops_only_those(
@@ -31,7 +33,10 @@ def test_creates_its_own_commented_databases_and_drops_only_those(
             name = await db_connection.scalar(text("SELECT current_database()"))
             assert name == e2e_database_url.database and name.startswith("e2e_")
             comment = await db_connection.scalar(
-                text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :n"),
+                text(
+                    "SELECT shobj_description(oid, 'pg_database') "
+                    "FROM pg_database WHERE datname = :n"
+                ),
                 {"n": name},
             )
             assert comment.startswith("pytest-fastapi-e2e test database of pid")
@@ -79,7 +84,9 @@ def test_unreachable_server_fails_fast_with_masked_url(
     result = shop.runpytest_subprocess(timeout=60)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
-        ["*Could not connect to the PostgreSQL server at postgresql+asyncpg://app:***@127.0.0.1:1/postgres*"]
+        [
+            "*Could not connect to the PostgreSQL server at postgresql+asyncpg://app:***@127.0.0.1:1/postgres*"
+        ]
     )
     assert "s3cr3t-pw" not in result.stdout.str() + result.stderr.str()
 
@@ -91,7 +98,7 @@ def test_unknown_role_is_reported_as_a_login_failure(
     shop.makepyfile("async def test_needs_db(client):\n    pass\n")
     result = shop.runpytest_subprocess(timeout=60)
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*rejected the login*role \"ghost\" does not exist*"])
+    result.stdout.fnmatch_lines(['*rejected the login*role "ghost" does not exist*'])
 
 
 def test_role_without_createdb_gets_the_grant_to_run(
@@ -105,7 +112,9 @@ def test_role_without_createdb_gets_the_grant_to_run(
     shop.makepyfile("async def test_needs_db(client):\n    pass\n")
     result = shop.runpytest_subprocess(timeout=60)
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*The role 'plain' at * may not create databases*ALTER ROLE plain CREATEDB*"])
+    result.stdout.fnmatch_lines(
+        ["*The role 'plain' at * may not create databases*ALTER ROLE plain CREATEDB*"]
+    )
     assert admin.e2e_databases() == []
 
 
@@ -131,8 +140,15 @@ def test_schema_error_names_the_step_and_leaves_no_database(
         """,
         test_schema="async def test_needs_db(client):\n    pass\n",
     )
-    shop.makeconftest(CONFTEST.format(extra="").replace('"shop:Base.metadata"', '"broken_models:metadata"'))
+    shop.makeconftest(
+        CONFTEST.format(extra="").replace('"shop:Base.metadata"', '"broken_models:metadata"')
+    )
     result = shop.runpytest_subprocess()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*Building the schema into the template database failed while running metadata.create_all*no_such_function*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*Building the schema into the template database failed while running "
+            "metadata.create_all*no_such_function*"
+        ]
+    )
     assert admin.e2e_databases() == []

@@ -156,9 +156,7 @@ def test_concurrent_conflicts_roll_back_only_their_own_work(shop: pytest.Pyteste
 
 
 def test_dependency_yielding_a_sessionmaker(shop: pytest.Pytester) -> None:
-    shop.makeconftest(
-        CONFTEST.format(extra="").replace('"shop:get_session"', '"shop:get_maker"')
-    )
+    shop.makeconftest(CONFTEST.format(extra="").replace('"shop:get_session"', '"shop:get_maker"'))
     shop.makepyfile(
         """
         from sqlalchemy import select
@@ -168,7 +166,8 @@ def test_dependency_yielding_a_sessionmaker(shop: pytest.Pytester) -> None:
             db_session.add(Thing(name="seed"))
             assert (await client.post("/things-via-maker", params={"name": "m"})).status_code == 201
             assert (await client.get("/count-via-maker")).json() == 2
-            assert (await db_session.scalars(select(Thing.name).order_by(Thing.id))).all() == ["seed", "m"]
+            names = await db_session.scalars(select(Thing.name).order_by(Thing.id))
+            assert names.all() == ["seed", "m"]
 
         async def test_isolated(client):
             assert (await client.get("/count-via-maker")).json() == 0

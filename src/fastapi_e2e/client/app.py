@@ -19,7 +19,13 @@ from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fastapi_e2e.errors import LIFESPAN_FAILED, LIFESPAN_TIMEOUT, NOT_AN_APP, ConfigError, LifespanError
+from fastapi_e2e.errors import (
+    LIFESPAN_FAILED,
+    LIFESPAN_TIMEOUT,
+    NOT_AN_APP,
+    ConfigError,
+    LifespanError,
+)
 
 
 @dataclass
@@ -114,15 +120,15 @@ class AppUnderTest:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._run_phase(
-            "shutdown", lambda: self._manager.__aexit__(exc_type, exc, tb)
-        )
+        await self._run_phase("shutdown", lambda: self._manager.__aexit__(exc_type, exc, tb))
 
     async def _run_phase(self, phase: str, step: Callable[[], Any]) -> None:
         try:
             await step()
         except TimeoutError:
-            raise LifespanError(LIFESPAN_TIMEOUT.format(phase=phase, timeout=self.timeout)) from None
+            raise LifespanError(
+                LIFESPAN_TIMEOUT.format(phase=phase, timeout=self.timeout)
+            ) from None
         except Exception as exc:
             raise LifespanError(LIFESPAN_FAILED.format(phase=phase, cause=_describe(exc))) from exc
 

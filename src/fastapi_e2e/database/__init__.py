@@ -1,1 +1,1 @@
-"""The database layer: find PostgreSQL, run a cluster, create test databases, share a transaction."""
+"""The database layer: find PostgreSQL, run a cluster, create databases, share a transaction."""

@@ -72,7 +72,9 @@ def candidate_dirs() -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def find_binaries(bindir: str | os.PathLike[str] | None = None, source: str = "PG_BINDIR") -> PgBinaries:
+def find_binaries(
+    bindir: str | os.PathLike[str] | None = None, source: str = "PG_BINDIR"
+) -> PgBinaries:
     """Return the binaries in ``bindir`` if given, else the first complete install found."""
     if bindir is not None:
         explicit = Path(bindir)

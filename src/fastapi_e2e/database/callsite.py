@@ -28,13 +28,11 @@ def _frames() -> list[traceback.FrameSummary]:
     SQLAlchemy's asyncio layer runs sync code in a child greenlet whose stack stops
     at the greenlet; the code that awaited it is on the parent greenlet's stack.
     """
-    frames = traceback.extract_stack()
+    frames: list[traceback.FrameSummary] = list(traceback.extract_stack())
     parent = greenlet.getcurrent().parent
     if parent is not None and parent.gr_frame is not None:
         frames = traceback.extract_stack(parent.gr_frame) + frames
     return frames
-
-
 
 
 def _first_app_frame(frames: list[traceback.FrameSummary]) -> str | None:

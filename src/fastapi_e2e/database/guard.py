@@ -16,6 +16,7 @@ from fastapi_e2e.database.callsite import call_site
 from fastapi_e2e.database.urls import mask
 from fastapi_e2e.errors import CONNECTION_ESCAPE, ConnectionEscapeError
 
+
 class EscapeGuard:
     """While ``active``, refuse statements on any engine but ``allowed``."""
 

@@ -89,7 +89,9 @@ class TestDatabase:
             f"created {now}; dropped when that run ends"
         )
 
-    async def _create(self, admin: asyncpg.Connection, name: str, role: str, template: str | None) -> None:
+    async def _create(
+        self, admin: asyncpg.Connection, name: str, role: str, template: str | None
+    ) -> None:
         statement = f"CREATE DATABASE {_quote(name)}"
         if template is not None:
             statement += f" TEMPLATE {_quote(template)}"

@@ -27,7 +27,9 @@ async def create_all(url: URL, metadata: Any) -> None:
         async with engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
     except Exception as exc:
-        raise DatabaseSetupError(SCHEMA_FAILED.format(what="metadata.create_all", cause=exc)) from exc
+        raise DatabaseSetupError(
+            SCHEMA_FAILED.format(what="metadata.create_all", cause=exc)
+        ) from exc
     finally:
         await engine.dispose()
 

@@ -23,12 +23,14 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
 )
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.orm.session import JoinTransactionMode
 
 from fastapi_e2e.database import gate as gate_module
 from fastapi_e2e.database.gate import GATE_KEY, SessionGate
 from fastapi_e2e.errors import OUTER_TRANSACTION_ENDED, TEARDOWN_ROLLBACK_FAILED, E2EError
 
-JOIN = {"join_transaction_mode": "create_savepoint"}
+# App commits become RELEASE SAVEPOINT, app rollbacks ROLLBACK TO SAVEPOINT.
+JOIN_MODE: JoinTransactionMode = "create_savepoint"
 FRESH_READS_KEY = "fastapi_e2e.fresh_reads"
 OUTER_LOCK_KEY = "fastapi_e2e.outer_transaction"
 WROTE_KEY = "fastapi_e2e.wrote"
@@ -151,7 +153,10 @@ class SharedTransaction:
         # The test's own session is exempt from the gate: it lives for the whole test,
         # and requests the test awaits (even gathered ones) must not wait for it.
         self.session = AsyncSession(
-            bind=self.connection, expire_on_commit=False, info={FRESH_READS_KEY: True}, **JOIN
+            bind=self.connection,
+            expire_on_commit=False,
+            info={FRESH_READS_KEY: True},
+            join_transaction_mode=JOIN_MODE,
         )
         self._rebind_sessionmakers()
         return self
@@ -182,7 +187,7 @@ class SharedTransaction:
     def _app_session_kwargs(self) -> dict[str, Any]:
         return {
             **self.app_session_options,
-            **JOIN,
+            "join_transaction_mode": JOIN_MODE,
             "bind": self.connection,
             "info": {GATE_KEY: self.gate},
         }
@@ -213,10 +218,9 @@ class SharedTransaction:
             self._saved_options.append(saved)
             info = {**(saved.get("info") or {}), GATE_KEY: self.gate}
             maker.kw = {k: v for k, v in saved.items() if k != "binds"}
-            maker.configure(bind=self.connection, info=info, **JOIN)
+            maker.configure(bind=self.connection, info=info, join_transaction_mode=JOIN_MODE)
 
     def _restore_sessionmakers(self) -> None:
-        for maker, saved in zip(self.sessionmakers, self._saved_options):
+        for maker, saved in zip(self.sessionmakers, self._saved_options, strict=True):
             maker.kw = saved
         self._saved_options.clear()
-

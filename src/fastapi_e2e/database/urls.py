@@ -36,6 +36,7 @@ def parse_server_url(raw: str, source: str) -> URL:
 
 def asyncpg_connect_kwargs(url: URL) -> dict[str, Any]:
     """asyncpg.connect() keyword arguments for ``url``, as SQLAlchemy would pass them."""
-    args, kwargs = PGDialect_asyncpg().create_connect_args(url)
+    dialect = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+    args, kwargs = dialect.create_connect_args(url)  # type: ignore[no-untyped-call]
     assert not args
     return dict(kwargs)
