@@ -119,8 +119,8 @@ BAD_CONFIG_FIXTURE = (
 )
 
 NO_CONFIG_FIXTURE = (
-    "Test {nodeid} uses the harness fixture {fixture!r}, but no e2e_config fixture is "
-    "defined. Add to conftest.py:\n\n"
+    "{nodeid} uses the harness fixture(s) {fixture}, but no e2e_config fixture is "
+    "defined, so the harness does not know which app to test. Add to conftest.py:\n\n"
     "    @pytest.fixture(scope='session')\n"
     "    def e2e_config():\n"
     "        return E2EConfig(app='myapp.main:create_app',\n"
@@ -136,7 +136,7 @@ NOT_AN_APP = (
 
 LIFESPAN_FAILED = (
     "The app's lifespan {phase} failed: {cause}. The harness runs the lifespan once per "
-    "test session; fix the error in the app's startup code (its traceback is above)."
+    "test session; fix the error in the app's {phase} code (its traceback follows)."
 )
 
 LIFESPAN_TIMEOUT = (

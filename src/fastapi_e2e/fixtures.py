@@ -8,8 +8,9 @@ fixture hop per test instead of a chain of async fixtures.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Coroutine, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import httpx
 import pytest
@@ -37,18 +38,50 @@ class _Runner(Protocol):
     def run(self, coro: Coroutine[Any, Any, T]) -> T: ...
 
 
-def _fail(exc: errors.E2EError) -> None:
+def _describe(exc: errors.E2EError) -> str:
+    """The error's message, followed by the traceback of the app or library error behind it.
+
+    The message alone says what to fix; the traceback says where (a line in the
+    lifespan, a migration, the module that failed to import).
+    """
+    cause = exc.__cause__
+    if cause is None or isinstance(cause, errors.E2EError):
+        return str(exc)
+    trace = "".join(traceback.format_exception(cause)).rstrip()
+    return f"{exc}\n\nCaused by:\n{trace}"
+
+
+def _fail(exc: errors.E2EError) -> NoReturn:
+    """Fail the current test with ``exc``'s message only, not the plugin's frames."""
     __tracebackhide__ = True
-    pytest.fail(str(exc), pytrace=False)
+    pytest.fail(_describe(exc), pytrace=False)
+
+
+class _MissingConfig(errors.ConfigError):
+    """Raised by the placeholder ``e2e_config``; turned into a message naming the test."""
 
 
 @pytest.fixture(scope="session")
-def e2e_config(request: pytest.FixtureRequest) -> E2EConfig:
+def e2e_config() -> E2EConfig:
     """Placeholder: define your own session-scoped ``e2e_config`` in conftest.py."""
+    raise _MissingConfig("no e2e_config fixture is defined")
+
+
+def _get_run(request: pytest.FixtureRequest) -> E2ERun:
+    """The run, or a failure naming the test and the fixtures that needed it."""
     __tracebackhide__ = True
-    raise pytest.UsageError(
-        errors.NO_CONFIG_FIXTURE.format(nodeid=request.node.nodeid, fixture="e2e_config")
-    )
+    try:
+        run: E2ERun = request.getfixturevalue("_e2e_run")
+        return run
+    except _MissingConfig:
+        node = request.node
+        if isinstance(node, pytest.Function):
+            who = node.nodeid
+            used = ", ".join(sorted(set(node.fixturenames) & PUBLIC_FIXTURES))
+        else:  # a session-scoped fixture of the user's asked for e2e_database_url
+            who, used = f"A {request.scope}-scoped fixture", request.fixturename or "?"
+        missing = errors.ConfigError(errors.NO_CONFIG_FIXTURE.format(nodeid=who, fixture=used))
+    _fail(missing)
 
 
 @pytest.fixture(scope="session")
@@ -59,10 +92,13 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
         raise pytest.UsageError(errors.BAD_CONFIG_FIXTURE.format(value=e2e_config))
     runner: _Runner = request.getfixturevalue(SESSION_RUNNER)
     run = E2ERun(e2e_config, request.config.stash[SETTINGS_KEY])
+    failure = None
     try:
         runner.run(run.__aenter__())
     except errors.E2EError as exc:
-        _fail(exc)
+        failure = exc  # failed outside the except block, so no "during handling" chain
+    if failure is not None:
+        _fail(failure)
     request.config.stash[RUN_KEY] = run
     yield run
     del request.config.stash[RUN_KEY]
@@ -96,18 +132,22 @@ def _check_loop(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def _e2e_test(request: pytest.FixtureRequest, _e2e_run: E2ERun) -> Iterator[E2ETest]:
+def _e2e_test(request: pytest.FixtureRequest) -> Iterator[E2ETest]:
     """One test's transaction, overrides and client; everything rolled back after."""
     __tracebackhide__ = True
     _check_loop(request)
+    run = _get_run(request)
     runner: _Runner = request.getfixturevalue(SESSION_RUNNER)
-    test = runner.run(E2ETest(_e2e_run).__aenter__())
+    test = runner.run(E2ETest(run).__aenter__())
     request.node.stash[TEST_KEY] = test
     yield test
+    failure = None
     try:
         runner.run(test.__aexit__(None, None, None))
     except errors.E2EError as exc:
-        _fail(exc)
+        failure = exc
+    if failure is not None:
+        _fail(failure)
     escapes = test.run.guard.take_escapes()
     if escapes:
         _fail(escapes[0])
@@ -158,13 +198,13 @@ def app(_e2e_test: E2ETest) -> FastAPI:
 
 
 @pytest.fixture(scope="session")
-def e2e_database_url(_e2e_run: E2ERun) -> URL:
+def e2e_database_url(request: pytest.FixtureRequest) -> URL:
     """SQLAlchemy ``URL`` of the run's test database, session scope.
 
     Its ``repr``/``str`` mask the password; ``url.render_as_string(hide_password=False)``
     gives the full URL. Connections made with it are outside the test's transaction.
     """
-    return _e2e_run.url
+    return _get_run(request).url
 
 
-PUBLIC_FIXTURES = frozenset({"client", "db_session", "db_connection", "app", "_e2e_test"})
+PUBLIC_FIXTURES = frozenset({"client", "db_session", "db_connection", "app", "e2e_database_url"})

@@ -11,12 +11,11 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import shop
 from fastapi import Depends, FastAPI, Request
+from shop import SessionLocal, Thing, get_session
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-
-import shop
-from shop import SessionLocal, Thing, get_session
 
 
 def _with_things_route(app: FastAPI) -> FastAPI:
