@@ -43,6 +43,10 @@ class E2EConfig:
     """Environment variable set to the test database URL before the app is built."""
     lifespan_timeout: float | None = None
     """Seconds allowed for the app's startup and shutdown; None uses the option."""
+    session_options: Mapping[str, Any] | None = None
+    """Options (e.g. ``expire_on_commit``) for the sessions the overridden dependency
+    yields. None: those of the sessionmaker the dependency's code uses, else of the
+    first of ``sessionmakers``, else ``expire_on_commit=False``."""
 
     def __post_init__(self) -> None:
         if self.app is None:

@@ -177,6 +177,13 @@ ANYIO_BACKEND_UNSUPPORTED = (
     "'asyncio' only for tests that use harness fixtures."
 )
 
+REQUEST_TIMEOUT = (
+    "The app did not answer {method} {url} within {timeout:g} s, the client's read "
+    "timeout, so the request was cancelled. A route waiting for something that never "
+    "happens (an event, a lock, another request) hangs like this. If it is just slow, "
+    "raise the limit: client.get(..., timeout=30) or client.timeout = 30."
+)
+
 OUTER_TRANSACTION_ENDED = (
     "Refused to commit or roll back the test's outer transaction (db_connection."
     "commit()/rollback() or a session bound to it with control_fully). Committing "

@@ -8,6 +8,9 @@ fixture hop per test instead of a chain of async fixtures.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import traceback
 from collections.abc import Coroutine, Iterator
 from typing import Any, NoReturn, Protocol, TypeVar
@@ -100,9 +103,38 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     if failure is not None:
         _fail(failure)
     request.config.stash[RUN_KEY] = run
-    yield run
+    with _sigterm_as_interrupt():
+        yield run
     del request.config.stash[RUN_KEY]
     runner.run(run.__aexit__(None, None, None))
+    # Escapes after the last test (a task it left running) have no test to fail.
+    escapes = run.guard.take_escapes()
+    if escapes:
+        _fail(escapes[0])
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (a CI timeout, ``kill``) like Ctrl-C while the run is live.
+
+    pytest handles KeyboardInterrupt by tearing fixtures down, which drops the test
+    databases and stops the cluster; the default SIGTERM action would skip that.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"received signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _check_loop(request: pytest.FixtureRequest) -> None:

@@ -7,6 +7,7 @@ test. Neither knows about pytest, so both can be driven directly.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import time
 import typing
@@ -22,6 +23,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from fastapi_e2e.client.app import AppUnderTest, ServerError
+from fastapi_e2e.client.transport import TimeoutASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
 from fastapi_e2e.database import schema
 from fastapi_e2e.database.binaries import find_binaries
@@ -30,7 +32,7 @@ from fastapi_e2e.database.guard import EscapeGuard
 from fastapi_e2e.database.provision import SchemaBuilder, TestDatabase
 from fastapi_e2e.database.transaction import SharedTransaction, session_options_of
 from fastapi_e2e.database.urls import mask, parse_server_url
-from fastapi_e2e.errors import ConfigError, ConnectionEscapeError
+from fastapi_e2e.errors import ConfigError
 from fastapi_e2e.importing import resolve
 
 BASE_URL = "http://testserver"
@@ -51,6 +53,20 @@ def _environment(name: str | None, value: str) -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = previous
+
+
+def _sessionmaker_used_by(dependency: Any) -> async_sessionmaker[Any] | None:
+    """The module-level async_sessionmaker the dependency's code names, if any."""
+    function = inspect.unwrap(dependency) if callable(dependency) else None
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return None
+    namespace = getattr(function, "__globals__", {})
+    for name in code.co_names:
+        value = namespace.get(name)
+        if isinstance(value, async_sessionmaker):
+            return value
+    return None
 
 
 def _yields_sessionmaker(dependency: Callable[..., Any]) -> bool:
@@ -107,8 +123,11 @@ class E2ERun:
 
         database = TestDatabase(admin_url, self._schema_builder(), drop=not embedded)
         self.url: URL = database.url
-        raw_url = self.url.render_as_string(hide_password=False)
-        self._stack.enter_context(_environment(self.config.database_url_env, raw_url))
+        self._stack.enter_context(
+            _environment(
+                self.config.database_url_env, self.url.render_as_string(hide_password=False)
+            )
+        )
         started = time.perf_counter()
         await self._stack.enter_async_context(database)
         self.timings["databases"] = time.perf_counter() - started
@@ -154,6 +173,10 @@ class E2ERun:
             if self.dependency is not None and _yields_sessionmaker(self.dependency)
             else SharedTransaction.session_dependency
         )
+        self.app_session_options = self._app_session_options()
+        # Active from here until just before the lifespan shuts down: a statement on
+        # another engine between tests (a task an earlier test left running) would
+        # persist just as surely as one during a test.
         self.guard = self._stack.enter_context(
             EscapeGuard(self.engine.sync_engine, self._dependency_name())
         )
@@ -177,6 +200,18 @@ class E2ERun:
         if self.config.metadata is not None:
             return functools.partial(_metadata, metadata=self.config.metadata)
         return None
+
+    def _app_session_options(self) -> dict[str, Any]:
+        if self.config.session_options is not None:
+            return dict(self.config.session_options)
+        maker = _sessionmaker_used_by(self.dependency)
+        if maker is None and self.sessionmakers:
+            maker = self.sessionmakers[0]
+        if maker is None:
+            # An async app cannot lazy-load expired attributes after commit(), so apps
+            # that read them successfully in production use this setting.
+            return {"expire_on_commit": False}
+        return session_options_of(maker)
 
     def _dependency_name(self) -> str:
         if self.dependency is None:
@@ -206,9 +241,7 @@ class E2ETest:
         self.tx = await SharedTransaction(
             run.engine,
             sessionmakers=run.sessionmakers,
-            app_session_options=session_options_of(
-                run.sessionmakers[0] if run.sessionmakers else None
-            ),
+            app_session_options=run.app_session_options,
         ).__aenter__()
         self.app = run.app_under_test.app
         self._fastapi = self.app if isinstance(self.app, FastAPI) else None
@@ -219,10 +252,8 @@ class E2ETest:
                 override = run.override.__get__(self.tx)
                 self._fastapi.dependency_overrides[run.dependency] = override
         run.app_under_test.errors.take()
-        run.guard.take_escapes()
-        run.guard.active = True
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=run.app_under_test.asgi, raise_app_exceptions=False),
+            transport=TimeoutASGITransport(app=run.app_under_test.asgi, raise_app_exceptions=False),
             base_url=BASE_URL,
             event_hooks={"request": [self._before_request]},
         )
@@ -238,8 +269,6 @@ class E2ETest:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        run = self.run
-        run.guard.active = False
         try:
             await self.client.aclose()
         finally:
@@ -250,6 +279,3 @@ class E2ETest:
 
     def server_errors(self) -> list[ServerError]:
         return self.run.app_under_test.errors.errors
-
-    def escapes(self) -> list[ConnectionEscapeError]:
-        return self.run.guard.escapes

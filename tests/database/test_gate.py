@@ -10,12 +10,15 @@ import asyncio
 
 import pytest
 
-from fastapi_e2e.database.gate import SessionGate
+from fastapi_e2e.database.gate import NESTED_KEY, REQUEST_TOKEN, SessionGate
 from fastapi_e2e.errors import SessionGateTimeout
 
 
 class _Session:
-    """Stands in for a Session: the gate only uses its identity."""
+    """Stands in for a Session: the gate uses only its identity and info dict."""
+
+    def __init__(self) -> None:
+        self.info: dict[str, object] = {}
 
 
 async def test_second_task_waits_until_the_first_session_ends() -> None:
@@ -44,6 +47,28 @@ async def test_same_task_reenters_without_waiting() -> None:
     await gate.acquire(inner)  # type: ignore[arg-type]
     gate.release(outer)  # type: ignore[arg-type]
     gate.release(inner)  # type: ignore[arg-type]
+
+
+async def test_tasks_of_one_request_share_the_turn() -> None:
+    # A streaming body or asyncio.create_task inside a route runs in a child task;
+    # it belongs to the same request and must not wait for the request's own session.
+    gate = SessionGate(timeout=0.5)
+    route, child = _Session(), _Session()
+    REQUEST_TOKEN.set(object())
+    await gate.acquire(route)  # type: ignore[arg-type]
+    await asyncio.create_task(gate.acquire(child))  # type: ignore[arg-type]
+    assert route.info[NESTED_KEY] is True
+    gate.release(child)  # type: ignore[arg-type]
+    gate.release(route)  # type: ignore[arg-type]
+
+
+async def test_another_request_waits_even_from_the_same_task() -> None:
+    gate = SessionGate(timeout=0.1)
+    REQUEST_TOKEN.set(object())
+    await gate.acquire(_Session())  # type: ignore[arg-type]
+    REQUEST_TOKEN.set(object())
+    with pytest.raises(SessionGateTimeout):
+        await gate.acquire(_Session())  # type: ignore[arg-type]
 
 
 async def test_stuck_holder_times_out_naming_where_it_waits() -> None:

@@ -61,3 +61,36 @@ def test_lifespan_may_use_its_engine_outside_tests(shop: pytest.Pytester) -> Non
         "async def test_ok(client):\n    assert (await client.get('/things')).status_code == 200\n"
     )
     shop.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_task_left_running_by_a_test_cannot_write_between_tests(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import asyncio
+        from sqlalchemy import func, select
+        import shop
+
+        async def test_1_fires_and_forgets(app, client):
+            @app.post("/fire")
+            async def fire():
+                async def later():
+                    await asyncio.sleep(0.05)
+                    await shop.write_audit("after the test")
+                asyncio.get_running_loop().create_task(later())
+                return {}
+
+            assert (await client.post("/fire")).status_code == 200
+
+        async def test_2_no_harness():
+            await asyncio.sleep(0.3)  # the task runs now, between harness tests
+
+        async def test_3_reports_it(db_session):
+            count = await db_session.scalar(select(func.count()).select_from(shop.Audit))
+            assert count == 0
+        """
+    )
+    result = shop.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*ERROR at teardown of test_3_reports_it*", "*does not control*in write_audit*"]
+    )

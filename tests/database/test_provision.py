@@ -152,3 +152,18 @@ def test_schema_error_names_the_step_and_leaves_no_database(
         ]
     )
     assert admin.e2e_databases() == []
+
+
+def test_sigterm_mid_run_still_drops_its_databases(shop: pytest.Pytester, admin: Admin) -> None:
+    shop.makepyfile(
+        """
+        import os, signal, asyncio
+
+        async def test_terminated(db_session):
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(5)
+        """
+    )
+    result = shop.runpytest_subprocess(timeout=60)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert admin.e2e_databases() == []

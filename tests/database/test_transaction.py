@@ -193,3 +193,207 @@ def test_db_connection_commit_is_refused(shop: pytest.Pytester, admin: Admin) ->
         """
     )
     shop.runpytest_subprocess().assert_outcomes(passed=2)
+
+
+def test_failed_statement_in_a_route_leaves_later_requests_working(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        from fastapi import Depends, HTTPException
+        from sqlalchemy import Integer, cast, literal, select
+        from sqlalchemy.exc import DBAPIError
+        import shop
+
+        async def test_bad_input_then_good(app, client):
+            @app.get("/parse")
+            async def parse(v: str, s=Depends(shop.get_session)):
+                try:
+                    return {"n": await s.scalar(select(cast(literal(v), Integer)))}
+                except DBAPIError:
+                    raise HTTPException(400, "not a number") from None
+
+            assert (await client.get("/parse", params={"v": "x"})).status_code == 400
+            assert (await client.get("/parse", params={"v": "7"})).json() == {"n": 7}
+            assert (await client.post("/things", params={"name": "after"})).status_code == 201
+        """
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_uncommitted_core_write_is_discarded_like_in_production(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        from fastapi import Depends
+        from sqlalchemy import text
+        import shop
+
+        async def test_forgot_to_commit(app, client):
+            @app.post("/sloppy")
+            async def sloppy(s=Depends(shop.get_session)):
+                await s.execute(text("SELECT 1"))
+                conn = await s.connection()
+                await conn.execute(text("INSERT INTO things (name) VALUES ('uncommitted')"))
+                return {}
+
+            assert (await client.post("/sloppy")).status_code == 200
+            assert (await client.get("/things")).json() == []
+        """
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_override_sessions_use_the_dependencys_own_sessionmaker_options(
+    shop: pytest.Pytester,
+) -> None:
+    # No sessionmakers=[...]: the options come from the sessionmaker get_session uses
+    # (expire_on_commit=False), so reading attributes after commit works as in production.
+    shop.makeconftest(CONFTEST.format(extra="").replace('sessionmakers=["shop:SessionLocal"],', ""))
+    shop.makepyfile(
+        """
+        from fastapi import Depends
+        import shop
+
+        async def test_read_after_commit(app, client):
+            @app.post("/plain", status_code=201)
+            async def plain(name: str, s=Depends(shop.get_session)):
+                thing = shop.Thing(name=name)
+                s.add(thing)
+                await s.commit()
+                return {"id": thing.id, "name": thing.name}
+
+            response = await client.post("/plain", params={"name": "p"})
+            assert response.status_code == 201, response.text
+        """
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_db_session_waits_for_concurrent_requests(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import asyncio
+        from sqlalchemy import func, select
+        from shop import Thing
+
+        async def test_interleaved(client, db_session):
+            async def probe():
+                await asyncio.sleep(0.001)
+                return await db_session.scalar(select(func.count()).select_from(Thing))
+
+            for i in range(5):
+                await asyncio.gather(client.post("/things", params={"name": f"a{i}"}), probe())
+                db_session.add(Thing(name=f"b{i}"))
+                await db_session.commit()
+            assert await db_session.scalar(select(func.count()).select_from(Thing)) == 10
+        """
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_streaming_body_and_spawned_task_share_the_requests_turn(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import asyncio
+        from fastapi import Depends
+        from fastapi.responses import StreamingResponse
+        from sqlalchemy import func, select
+        import shop
+
+        async def count(session):
+            return await session.scalar(select(func.count()).select_from(shop.Thing))
+
+        async def test_stream_and_task(app, client, db_session):
+            db_session.add(shop.Thing(name="one"))
+
+            @app.get("/stream")
+            async def stream(s=Depends(shop.get_session)):
+                first = await count(s)
+
+                async def body():
+                    yield f"{first}\\n"
+                    async with shop.SessionLocal() as other:
+                        yield f"{await count(other)}\\n"
+
+                return StreamingResponse(body())
+
+            @app.get("/spawn")
+            async def spawn(s=Depends(shop.get_session)):
+                first = await count(s)
+
+                async def child():
+                    async with shop.SessionLocal() as other:
+                        return await count(other)
+
+                return [first, await asyncio.create_task(child())]
+
+            response = await client.get("/stream", timeout=5)
+            assert response.text == "1\\n1\\n"
+            assert (await client.get("/spawn", timeout=5)).json() == [1, 1]
+        """
+    )
+    result = shop.runpytest_subprocess("--durations=1")
+    result.assert_outcomes(passed=1)
+
+
+def test_sessionmaker_listed_twice_is_restored_to_its_engine(shop: pytest.Pytester) -> None:
+    shop.makeconftest(
+        CONFTEST.format(extra="").replace(
+            'sessionmakers=["shop:SessionLocal"]',
+            'sessionmakers=["shop:SessionLocal", "again:SessionLocal"]',
+        )
+    )
+    shop.makepyfile(
+        again="from shop import SessionLocal\n",
+        test_twice="""
+        from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+        import shop
+
+        async def test_1_rebound(client):
+            assert isinstance(shop.SessionLocal.kw["bind"], AsyncConnection)
+
+        async def test_2_restored_between_tests():
+            assert isinstance(shop.SessionLocal.kw["bind"], AsyncEngine)
+        """,
+    )
+    shop.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_broken_connection_at_teardown_is_reported_and_the_next_test_runs(
+    shop: pytest.Pytester,
+) -> None:
+    shop.makepyfile(
+        """
+        import pytest
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        async def test_1_kills_its_connection(db_connection):
+            with pytest.raises(DBAPIError):
+                await db_connection.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+        async def test_2_fresh_connection(client):
+            assert (await client.get("/things")).json() == []
+        """
+    )
+    result = shop.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*Rolling back the test's transaction failed*"])
+
+
+def test_raw_commit_statement_is_refused(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import pytest
+        from sqlalchemy import text
+        from fastapi_e2e import E2EError
+
+        async def test_1_raw_commit(db_session):
+            await db_session.execute(text("INSERT INTO things (name) VALUES ('raw')"))
+            for statement in ("COMMIT", "end", "  Rollback", "BEGIN"):
+                with pytest.raises(E2EError, match="Refused to commit"):
+                    await db_session.execute(text(statement))
+
+        async def test_2_nothing_leaked(client):
+            assert (await client.get("/things")).json() == []
+        """
+    )
+    shop.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)

@@ -19,6 +19,7 @@ from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fastapi_e2e.database.gate import REQUEST_TOKEN
 from fastapi_e2e.errors import (
     LIFESPAN_FAILED,
     LIFESPAN_TIMEOUT,
@@ -77,8 +78,11 @@ def _copy_state_per_request(app: ASGIApp) -> ASGIApp:
     return copy_state
 
 
-def _record_errors(app: ASGIApp, errors: ServerErrors) -> ASGIApp:
+def _instrument(app: ASGIApp, errors: ServerErrors) -> ASGIApp:
+    """Mark each request for the session gate, and record exceptions that escape the app."""
+
     async def record(scope: Scope, receive: Receive, send: Send) -> None:
+        token = REQUEST_TOKEN.set(object())
         try:
             await app(scope, receive, send)
         except Exception as exc:
@@ -91,6 +95,8 @@ def _record_errors(app: ASGIApp, errors: ServerErrors) -> ASGIApp:
                 )
             )
             raise
+        finally:
+            REQUEST_TOKEN.reset(token)
 
     return record
 
@@ -111,7 +117,7 @@ class AppUnderTest:
             shutdown_timeout=self.timeout,
         )
         await self._run_phase("startup", self._manager.__aenter__)
-        self.asgi: ASGIApp = _record_errors(self._manager.app, self.errors)
+        self.asgi: ASGIApp = _instrument(self._manager.app, self.errors)
         return self
 
     async def __aexit__(

@@ -38,7 +38,8 @@ def _frames() -> list[traceback.FrameSummary]:
 def _first_app_frame(frames: list[traceback.FrameSummary]) -> str | None:
     for frame in reversed(frames):
         name = frame.filename.replace("\\", "/")
-        if not any(part in name for part in _LIBRARY_PARTS):
+        # "<...>" names code generated at run time (SQLAlchemy's decorators), not the app's.
+        if not name.startswith("<") and not any(part in name for part in _LIBRARY_PARTS):
             return f"{frame.filename}:{frame.lineno} in {frame.name}"
     return None
 

@@ -28,9 +28,11 @@ class EscapeGuard:
 
     def __enter__(self) -> EscapeGuard:
         event.listen(Engine, "before_cursor_execute", self._check)
+        self.active = True
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.active = False
         event.remove(Engine, "before_cursor_execute", self._check)
 
     def _check(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:

@@ -9,12 +9,13 @@ exit the outer transaction is rolled back and nothing the test did remains.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -22,18 +23,17 @@ from sqlalchemy.ext.asyncio import (
     AsyncTransaction,
     async_sessionmaker,
 )
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.orm.session import JoinTransactionMode
 
 from fastapi_e2e.database import gate as gate_module
-from fastapi_e2e.database.gate import GATE_KEY, SessionGate
+from fastapi_e2e.database.gate import GATE_KEY, NESTED_KEY, WAIT_KEY, WROTE_KEY, SessionGate
 from fastapi_e2e.errors import OUTER_TRANSACTION_ENDED, TEARDOWN_ROLLBACK_FAILED, E2EError
 
 # App commits become RELEASE SAVEPOINT, app rollbacks ROLLBACK TO SAVEPOINT.
 JOIN_MODE: JoinTransactionMode = "create_savepoint"
 FRESH_READS_KEY = "fastapi_e2e.fresh_reads"
 OUTER_LOCK_KEY = "fastapi_e2e.outer_transaction"
-WROTE_KEY = "fastapi_e2e.wrote"
 # Options of the user's sessionmaker that would detach a session from our connection.
 _BINDING_OPTIONS = ("bind", "binds", "join_transaction_mode")
 
@@ -55,29 +55,11 @@ def _refresh_on_select(state: ORMExecuteState) -> None:
         state.update_execution_options(populate_existing=True)
 
 
-def _note_write_statement(state: ORMExecuteState) -> None:
-    if not state.is_select and GATE_KEY in state.session.info:
-        state.session.info[WROTE_KEY] = True
-
-
-def _note_flush(session: Session, flush_context: Any) -> None:
-    if GATE_KEY in session.info:
-        session.info[WROTE_KEY] = True
-
-
-def _forget_writes(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(WROTE_KEY, None)
-
-
 def install_events() -> None:
     """Register the session events the shared transaction relies on (idempotent)."""
     gate_module.install()
     if not event.contains(Session, "do_orm_execute", _refresh_on_select):
         event.listen(Session, "do_orm_execute", _refresh_on_select)
-        event.listen(Session, "do_orm_execute", _note_write_statement)
-        event.listen(Session, "after_flush", _note_flush)
-        event.listen(Session, "after_transaction_end", _forget_writes)
 
 
 async def close_app_session(session: AsyncSession) -> None:
@@ -85,21 +67,32 @@ async def close_app_session(session: AsyncSession) -> None:
 
     In production each session has its own connection, so closing one never undoes
     another's commit. Here a session's savepoint may enclose the released savepoint
-    of a session opened later in the same task (a background task's audit write
+    of a session the same request opened later (a background task's audit write
     after the route re-read a row): rolling the outer one back would discard that
-    commit. When the closing session wrote nothing in its transaction, releasing
-    its savepoint is equivalent for its own data and keeps the other's work.
+    commit. Only in that case, and only when the closing session neither wrote nor
+    hit an error in its transaction, its savepoint is released instead: the same
+    outcome for its own data, and the other session's commit stays.
     """
+    info = session.info
     if (
-        session.in_transaction()
-        and not session.info.get(WROTE_KEY)
+        info.get(NESTED_KEY)
+        and not info.get(WROTE_KEY)
+        and session.in_transaction()
         and not (session.new or session.dirty or session.deleted)
     ):
         await session.commit()
     await session.close()
 
 
-def _refuse_outer_end(conn: Connection) -> None:
+# Statements that would end or replace the outer transaction if sent as raw SQL.
+_TRANSACTION_CONTROL = re.compile(
+    r"\s*(COMMIT|END|ABORT|BEGIN|START\s+TRANSACTION|PREPARE\s+TRANSACTION"
+    r"|ROLLBACK(?!\s+(TO|PREPARED)\b))\b",
+    re.IGNORECASE,
+)
+
+
+def _refuse_outer_end(conn: Connection, *args: Any) -> None:
     """Stop a COMMIT or ROLLBACK of the outer transaction before it reaches the server.
 
     A commit would persist the test's writes; a rollback would silently end the
@@ -109,12 +102,28 @@ def _refuse_outer_end(conn: Connection) -> None:
         raise E2EError(OUTER_TRANSACTION_ENDED)
 
 
+def _refuse_raw_transaction_control(
+    conn: Connection, cursor: Any, statement: str, *args: Any
+) -> None:
+    if conn.info.get(OUTER_LOCK_KEY) and _TRANSACTION_CONTROL.match(statement):
+        raise E2EError(OUTER_TRANSACTION_ENDED)
+
+
+def _taint_on_error(context: ExceptionContext) -> None:
+    """A failed statement aborts the savepoint: its sessions must roll back, not release."""
+    connection = context.connection
+    if connection is not None and isinstance(gate := connection.info.get(GATE_KEY), SessionGate):
+        gate.taint_holders()
+
+
 def guard_outer_transaction(engine: AsyncEngine) -> None:
-    """Refuse commit()/rollback() on test connections of ``engine`` (idempotent)."""
+    """Install the harness engine's listeners (idempotent)."""
     sync_engine = engine.sync_engine
     if not event.contains(sync_engine, "commit", _refuse_outer_end):
         event.listen(sync_engine, "commit", _refuse_outer_end)
         event.listen(sync_engine, "rollback", _refuse_outer_end)
+        event.listen(sync_engine, "before_cursor_execute", _refuse_raw_transaction_control)
+        event.listen(sync_engine, "handle_error", _taint_on_error)
 
 
 class SharedTransaction:
@@ -134,7 +143,8 @@ class SharedTransaction:
         gate_timeout: float = gate_module.DEFAULT_TIMEOUT,
     ) -> None:
         self.engine = engine
-        self.sessionmakers = sessionmakers
+        # The same sessionmaker listed twice (imported under two names) is rebound once.
+        self.sessionmakers = list({id(maker): maker for maker in sessionmakers}.values())
         self.app_session_options = dict(app_session_options or {})
         self.gate_timeout = gate_timeout
         self._saved_options: list[dict[str, Any]] = []
@@ -149,13 +159,16 @@ class SharedTransaction:
         except BaseException:
             await self.connection.close()
             raise
-        self.connection.sync_connection.info[OUTER_LOCK_KEY] = True  # type: ignore[union-attr]
+        # Kept: on a broken connection, reaching .info again at teardown would raise.
+        self._info = self.connection.sync_connection.info  # type: ignore[union-attr]
+        self._info[OUTER_LOCK_KEY] = True
+        self._info[GATE_KEY] = self.gate
         # The test's own session is exempt from the gate: it lives for the whole test,
         # and requests the test awaits (even gathered ones) must not wait for it.
         self.session = AsyncSession(
             bind=self.connection,
             expire_on_commit=False,
-            info={FRESH_READS_KEY: True},
+            info={FRESH_READS_KEY: True, WAIT_KEY: self.gate},
             join_transaction_mode=JOIN_MODE,
         )
         self._rebind_sessionmakers()
@@ -168,7 +181,8 @@ class SharedTransaction:
         tb: TracebackType | None,
     ) -> None:
         self._restore_sessionmakers()
-        self.connection.sync_connection.info[OUTER_LOCK_KEY] = False  # type: ignore[union-attr]
+        self._info[OUTER_LOCK_KEY] = False
+        self._info.pop(GATE_KEY, None)
         # A refused commit leaves the outer transaction inactive but open on the server;
         # closing the DBAPI connection is then the one sure way to discard it.
         discard = not self.transaction.is_active
@@ -177,12 +191,19 @@ class SharedTransaction:
             if not discard:
                 await self.transaction.rollback()
         except Exception as error:
-            await self.connection.invalidate()
-            await self.connection.close()
+            await self._drop_connection()
             raise E2EError(TEARDOWN_ROLLBACK_FAILED.format(cause=error)) from error
         if discard:
+            await self._drop_connection()
+        else:
+            await self.connection.close()
+
+    async def _drop_connection(self) -> None:
+        """Close the DBAPI connection instead of pooling it; the server rolls back."""
+        try:
             await self.connection.invalidate()
-        await self.connection.close()
+        finally:
+            await self.connection.close()
 
     def _app_session_kwargs(self) -> dict[str, Any]:
         return {

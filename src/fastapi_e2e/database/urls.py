@@ -10,9 +10,14 @@ from sqlalchemy.exc import ArgumentError
 
 from fastapi_e2e.errors import BAD_DB_URL, ConfigError
 
+_SECRET_QUERY_KEYS = ("password", "passfile", "sslpassword")
+
 
 def mask(url: URL) -> str:
-    """The URL as text with its password replaced by ***."""
+    """The URL as text with its password, and any password in its query, replaced by ***."""
+    secrets = {key: "***" for key in url.query if key.lower() in _SECRET_QUERY_KEYS}
+    if secrets:
+        url = url.update_query_dict(secrets)
     return url.render_as_string(hide_password=True)
 
 
@@ -20,7 +25,7 @@ def parse_server_url(raw: str, source: str) -> URL:
     """Parse a user-given server URL into an asyncpg SQLAlchemy URL."""
     try:
         url = make_url(raw)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         # Never echo a URL we could not parse: it may hold a password in clear.
         raise ConfigError(
             BAD_DB_URL.format(source=source, url="(unparsable, not shown)", cause=exc)
@@ -29,6 +34,16 @@ def parse_server_url(raw: str, source: str) -> URL:
         raise ConfigError(
             BAD_DB_URL.format(
                 source=source, url=mask(url), cause=f"backend {url.get_backend_name()!r}"
+            )
+        )
+    if url.host is not None and "@" in url.host:
+        # "user:p@ss@host" parses with part of the password as the host; showing the
+        # "host" would show that part of the password.
+        raise ConfigError(
+            BAD_DB_URL.format(
+                source=source,
+                url="(not shown: it may contain a password)",
+                cause="'@' in the host part; percent-encode '@' in the password as %40",
             )
         )
     return url.set(drivername="postgresql+asyncpg")
