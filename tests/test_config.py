@@ -92,3 +92,15 @@ def test_plugin_costs_nothing_for_tests_that_do_not_use_it(
     monkeypatch.setenv("PG_BINDIR", "/nonexistent")
     pytester.makepyfile("async def test_async():\n    pass\n\ndef test_sync():\n    pass\n")
     pytester.runpytest_subprocess().assert_outcomes(passed=2)
+
+
+def test_summary_says_what_was_started_and_how_long_it_took(shop: pytest.Pytester) -> None:
+    shop.makepyfile("async def test_ok(client):\n    pass\n")
+    result = shop.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "fastapi-e2e: postgresql+asyncpg://*; test database e2e_*; started in: server *, "
+            "databases * s, app * s"
+        ]
+    )

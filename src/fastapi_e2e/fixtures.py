@@ -28,6 +28,7 @@ from fastapi_e2e.harness import E2ERun, E2ETest
 SETTINGS_KEY = pytest.StashKey[Settings]()
 TEST_KEY = pytest.StashKey[E2ETest]()
 RUN_KEY = pytest.StashKey[E2ERun]()
+SUMMARY_KEY = pytest.StashKey[str]()
 
 # pytest-asyncio's runner for the session-scoped loop (its name is stable since 1.0).
 SESSION_RUNNER = "_session_scoped_runner"
@@ -103,6 +104,7 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     if failure is not None:
         _fail(failure)
     request.config.stash[RUN_KEY] = run
+    request.config.stash[SUMMARY_KEY] = run.summary()
     with _sigterm_as_interrupt():
         yield run
     del request.config.stash[RUN_KEY]

@@ -181,6 +181,11 @@ class E2ERun:
             EscapeGuard(self.engine.sync_engine, self._dependency_name())
         )
 
+    def summary(self) -> str:
+        """One line on what the run built and how long each part took."""
+        took = ", ".join(f"{part} {seconds:.2f} s" for part, seconds in self.timings.items())
+        return f"{self.description}; test database {self.url.database}; started in: {took}"
+
     async def _server(self) -> tuple[URL, bool]:
         """The admin URL of the server to use, and whether it is our own cluster."""
         db_url = self.settings.db_url

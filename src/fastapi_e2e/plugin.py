@@ -57,6 +57,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    summary = config.stash.get(fixtures.SUMMARY_KEY, None)
+    if summary is not None:
+        terminalreporter.write_line(f"fastapi-e2e: {summary}")
+
+
 def _is_async_test(item: pytest.Function) -> bool:
     function = getattr(item.obj, "hypothesis", None)
     target = function.inner_test if function is not None else item.obj
