@@ -146,7 +146,7 @@ LIFESPAN_TIMEOUT = (
 )
 
 CONNECTION_ESCAPE = (
-    "The app ran a statement on a database engine the harness does not control "
+    "A statement ran on a database engine the harness does not control "
     "({pool}), at {site}. It was stopped before reaching the server: that engine's "
     "connections are outside the test's transaction, so they cannot see the test's "
     "data and what they write would persist after the test. "
@@ -182,6 +182,23 @@ REQUEST_TIMEOUT = (
     "timeout, so the request was cancelled. A route waiting for something that never "
     "happens (an event, a lock, another request) hangs like this. If it is just slow, "
     "raise the limit: client.get(..., timeout=30) or client.timeout = 30."
+)
+
+GATE_WAIT_NOTE = (
+    " Meanwhile a session was waiting for its turn on the test's shared connection, "
+    "held by a session whose task is at {holder}: the request probably waited for "
+    "work that itself waits for the request."
+)
+
+SAVEPOINT_OUT_OF_ORDER = (
+    "Refused to {action} savepoint {name} while a savepoint started inside it ({inner}) "
+    "is still open. Both belong to sessions on the test's one connection, where ending "
+    "the outer savepoint would silently end the inner one; in production the two "
+    "sessions have separate connections. This happens when code keeps a session's "
+    "transaction open across a call that opens another session (e.g. middleware that "
+    "reads before call_next and commits after). The test's connection is unusable for "
+    "the rest of this test. Fix: end the outer session's transaction (commit or close) "
+    "before that call, or begin it after the call returns."
 )
 
 OUTER_TRANSACTION_ENDED = (

@@ -129,8 +129,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"received signal {signum}")
+    def interrupt(signum: int, frame: Any) -> None:
+        # Whatever handles Ctrl-C now (asyncio's runner cancels its task cleanly).
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signum, frame)
+        else:
+            raise KeyboardInterrupt(f"received signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupt)
     try:

@@ -257,8 +257,14 @@ class E2ETest:
                 override = run.override.__get__(self.tx)
                 self._fastapi.dependency_overrides[run.dependency] = override
         run.app_under_test.errors.take()
+        run.app_under_test.request_ended = self.tx.gate.release_request
+        run.guard.in_test = True
         self.client = httpx.AsyncClient(
-            transport=TimeoutASGITransport(app=run.app_under_test.asgi, raise_app_exceptions=False),
+            transport=TimeoutASGITransport(
+                app=run.app_under_test.asgi,
+                raise_app_exceptions=False,
+                explain_timeout=self.tx.gate.describe_wait,
+            ),
             base_url=BASE_URL,
             event_hooks={"request": [self._before_request]},
         )
@@ -274,6 +280,8 @@ class E2ETest:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.run.guard.in_test = False
+        self.run.app_under_test.request_ended = None
         try:
             await self.client.aclose()
         finally:

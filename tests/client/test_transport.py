@@ -41,3 +41,34 @@ def test_slow_route_within_the_timeout_answers(shop: pytest.Pytester) -> None:
         """
     )
     shop.runpytest_subprocess(timeout=60).assert_outcomes(passed=1)
+
+
+def test_timeout_names_the_session_a_request_waited_for(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import asyncio
+        import httpx
+        from fastapi import Depends
+        from sqlalchemy import text
+        import shop
+
+        async def test_waits_for_a_stuck_request(app, client):
+            @app.get("/hold")
+            async def hold(s=Depends(shop.get_session)):
+                await s.execute(text("SELECT 1"))
+                await asyncio.Event().wait()
+
+            async def waiter():
+                await asyncio.sleep(0.05)
+                return await client.get("/things", timeout=0.3)
+
+            results = await asyncio.gather(
+                client.get("/hold", timeout=0.6), waiter(), return_exceptions=True
+            )
+            assert all(isinstance(r, httpx.ReadTimeout) for r in results)
+            message = str(results[1])
+            assert "waiting for its turn on the test's shared connection" in message
+            assert "in hold" in message
+        """
+    )
+    shop.runpytest_subprocess(timeout=60).assert_outcomes(passed=1)

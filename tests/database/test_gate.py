@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from fastapi_e2e.database.gate import NESTED_KEY, REQUEST_TOKEN, SessionGate
+from fastapi_e2e.database.gate import NESTED_KEY, SessionGate, request_scope
 from fastapi_e2e.errors import SessionGateTimeout
 
 
@@ -21,40 +21,35 @@ class _Session:
         self.info: dict[str, object] = {}
 
 
-async def test_second_task_waits_until_the_first_session_ends() -> None:
+async def test_sibling_tasks_take_turns() -> None:
+    # Like asyncio.gather of two requests: neither task encloses the other.
     gate = SessionGate(timeout=5)
-    first, second = _Session(), _Session()
     order: list[str] = []
-    await gate.acquire(first)  # type: ignore[arg-type]
+    first_in = asyncio.Event()
 
-    async def other() -> None:
-        await gate.acquire(second)  # type: ignore[arg-type]
+    async def first() -> None:
+        session = _Session()
+        await gate.acquire(session)  # type: ignore[arg-type]
+        first_in.set()
+        await asyncio.sleep(0.02)
+        order.append("first out")
+        gate.release(session)  # type: ignore[arg-type]
+
+    async def second() -> None:
+        await first_in.wait()
+        session = _Session()
+        await gate.acquire(session)  # type: ignore[arg-type]
         order.append("second in")
-        gate.release(second)  # type: ignore[arg-type]
+        gate.release(session)  # type: ignore[arg-type]
 
-    task = asyncio.create_task(other())
-    await asyncio.sleep(0.01)
-    order.append("first out")
-    gate.release(first)  # type: ignore[arg-type]
-    await task
+    await asyncio.gather(first(), second())
     assert order == ["first out", "second in"]
 
 
-async def test_same_task_reenters_without_waiting() -> None:
+async def test_task_spawned_by_a_holder_enters_inside_it() -> None:
+    # A streaming body or a task the route awaits: it starts inside the route's turn.
     gate = SessionGate(timeout=0.1)
-    outer, inner = _Session(), _Session()
-    await gate.acquire(outer)  # type: ignore[arg-type]
-    await gate.acquire(inner)  # type: ignore[arg-type]
-    gate.release(outer)  # type: ignore[arg-type]
-    gate.release(inner)  # type: ignore[arg-type]
-
-
-async def test_tasks_of_one_request_share_the_turn() -> None:
-    # A streaming body or asyncio.create_task inside a route runs in a child task;
-    # it belongs to the same request and must not wait for the request's own session.
-    gate = SessionGate(timeout=0.5)
     route, child = _Session(), _Session()
-    REQUEST_TOKEN.set(object())
     await gate.acquire(route)  # type: ignore[arg-type]
     await asyncio.create_task(gate.acquire(child))  # type: ignore[arg-type]
     assert route.info[NESTED_KEY] is True
@@ -62,25 +57,43 @@ async def test_tasks_of_one_request_share_the_turn() -> None:
     gate.release(route)  # type: ignore[arg-type]
 
 
-async def test_another_request_waits_even_from_the_same_task() -> None:
+async def test_same_task_reenters_without_waiting() -> None:
     gate = SessionGate(timeout=0.1)
-    REQUEST_TOKEN.set(object())
-    await gate.acquire(_Session())  # type: ignore[arg-type]
-    REQUEST_TOKEN.set(object())
-    with pytest.raises(SessionGateTimeout):
+    outer, inner = _Session(), _Session()
+    await gate.acquire(outer)  # type: ignore[arg-type]
+    await gate.acquire(inner)  # type: ignore[arg-type]
+    gate.release(inner)  # type: ignore[arg-type]
+    gate.release(outer)  # type: ignore[arg-type]
+
+
+async def test_a_later_request_in_the_same_task_does_not_inherit_the_turn() -> None:
+    gate = SessionGate(timeout=0.1)
+    with request_scope():
+        await gate.acquire(_Session())  # type: ignore[arg-type]  # left open
+    with request_scope(), pytest.raises(SessionGateTimeout):
+        await gate.acquire(_Session())  # type: ignore[arg-type]
+
+
+async def test_turns_a_finished_request_left_open_are_freed() -> None:
+    gate = SessionGate(timeout=0.1)
+    with request_scope() as request:
+        await gate.acquire(_Session())  # type: ignore[arg-type]
+    gate.release_request(request)
+    with request_scope():
         await gate.acquire(_Session())  # type: ignore[arg-type]
 
 
 async def test_stuck_holder_times_out_naming_where_it_waits() -> None:
     gate = SessionGate(timeout=0.1)
-    holder_done = asyncio.Event()
+    holder_in, holder_done = asyncio.Event(), asyncio.Event()
 
     async def stuck_holder() -> None:
         await gate.acquire(_Session())  # type: ignore[arg-type]
+        holder_in.set()
         await holder_done.wait()
 
     holder = asyncio.create_task(stuck_holder())
-    await asyncio.sleep(0)
+    await holder_in.wait()
     with pytest.raises(SessionGateTimeout, match=r"waited 0.1 s.*test_gate.py:\d+ in stuck_holder"):
         await gate.acquire(_Session())  # type: ignore[arg-type]
     holder_done.set()

@@ -21,7 +21,7 @@ def test_escape_fails_the_test_naming_the_route_and_the_fix(shop: pytest.Pyteste
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_escapes*",
-            "*The app ran a statement on a database engine the harness does not control*"
+            "*A statement ran on a database engine the harness does not control*"
             "shop.py:*in escape*sessionmakers=*",
         ]
     )

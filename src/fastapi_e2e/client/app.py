@@ -19,7 +19,7 @@ from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fastapi_e2e.database.gate import REQUEST_TOKEN
+from fastapi_e2e.database.gate import request_scope
 from fastapi_e2e.errors import (
     LIFESPAN_FAILED,
     LIFESPAN_TIMEOUT,
@@ -78,27 +78,28 @@ def _copy_state_per_request(app: ASGIApp) -> ASGIApp:
     return copy_state
 
 
-def _instrument(app: ASGIApp, errors: ServerErrors) -> ASGIApp:
+def _instrument(app: ASGIApp, running: AppUnderTest) -> ASGIApp:
     """Mark each request for the session gate, and record exceptions that escape the app."""
 
-    async def record(scope: Scope, receive: Receive, send: Send) -> None:
-        token = REQUEST_TOKEN.set(object())
-        try:
-            await app(scope, receive, send)
-        except Exception as exc:
-            errors.errors.append(
-                ServerError(
-                    method=scope.get("method", scope["type"]),
-                    path=scope.get("path", ""),
-                    exception=exc,
-                    traceback="".join(traceback.format_exception(exc)),
+    async def instrumented(scope: Scope, receive: Receive, send: Send) -> None:
+        with request_scope() as request:
+            try:
+                await app(scope, receive, send)
+            except Exception as exc:
+                running.errors.errors.append(
+                    ServerError(
+                        method=scope.get("method", scope["type"]),
+                        path=scope.get("path", ""),
+                        exception=exc,
+                        traceback="".join(traceback.format_exception(exc)),
+                    )
                 )
-            )
-            raise
-        finally:
-            REQUEST_TOKEN.reset(token)
+                raise
+            finally:
+                if running.request_ended is not None:
+                    running.request_ended(request)
 
-    return record
+    return instrumented
 
 
 class AppUnderTest:
@@ -108,6 +109,8 @@ class AppUnderTest:
         self.target = target
         self.timeout = timeout
         self.errors = ServerErrors()
+        self.request_ended: Callable[[object], None] | None = None
+        """Called with each request's token when it ends (the test frees its turns)."""
 
     async def __aenter__(self) -> AppUnderTest:
         self.app = await build_app(self.target)
@@ -117,7 +120,7 @@ class AppUnderTest:
             shutdown_timeout=self.timeout,
         )
         await self._run_phase("startup", self._manager.__aenter__)
-        self.asgi: ASGIApp = _instrument(self._manager.app, self.errors)
+        self.asgi: ASGIApp = _instrument(self._manager.app, self)
         return self
 
     async def __aexit__(

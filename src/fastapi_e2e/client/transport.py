@@ -7,6 +7,8 @@ run; here it raises ``httpx.ReadTimeout`` like a real server connection would.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -14,7 +16,16 @@ from fastapi_e2e.errors import REQUEST_TIMEOUT
 
 
 class TimeoutASGITransport(httpx.ASGITransport):
-    """ASGITransport that gives up after the request's read timeout."""
+    """ASGITransport that gives up after the request's read timeout.
+
+    ``explain_timeout`` returns extra text for the error (what the app was waiting for).
+    """
+
+    def __init__(
+        self, *args: Any, explain_timeout: Callable[[], str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.explain_timeout = explain_timeout
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {}).get("read")
@@ -26,4 +37,6 @@ class TimeoutASGITransport(httpx.ASGITransport):
             message = REQUEST_TIMEOUT.format(
                 method=request.method, url=request.url, timeout=timeout
             )
+            if self.explain_timeout is not None:
+                message += self.explain_timeout()
             raise httpx.ReadTimeout(message, request=request) from None

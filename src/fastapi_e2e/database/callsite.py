@@ -16,6 +16,7 @@ _LIBRARY_PARTS = (
     "/starlette/",
     "/fastapi/",
     "/anyio/",
+    "/httpx/",
     "/contextlib.py",
     "/concurrent/",
     "/threading.py",
@@ -50,11 +51,22 @@ def call_site() -> str:
 
 
 def task_site(task: asyncio.Task[Any] | None) -> str:
-    """Where ``task`` is suspended now, in app code if possible."""
+    """Where ``task`` is suspended now, in app code if possible.
+
+    ``Task.get_stack()`` shows only the outermost coroutine of a suspended task, so
+    this follows the chain of awaits down to the innermost one.
+    """
     if task is None:
         return "(no task)"
-    frames = [
-        traceback.FrameSummary(f.f_code.co_filename, f.f_lineno, f.f_code.co_name)
-        for f in task.get_stack()
-    ]
+    frames = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is not None:
+            frames.append(
+                traceback.FrameSummary(
+                    frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name
+                )
+            )
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
     return _first_app_frame(frames) or f"task {task.get_name()}"

@@ -28,12 +28,18 @@ from sqlalchemy.orm.session import JoinTransactionMode
 
 from fastapi_e2e.database import gate as gate_module
 from fastapi_e2e.database.gate import GATE_KEY, NESTED_KEY, WAIT_KEY, WROTE_KEY, SessionGate
-from fastapi_e2e.errors import OUTER_TRANSACTION_ENDED, TEARDOWN_ROLLBACK_FAILED, E2EError
+from fastapi_e2e.errors import (
+    OUTER_TRANSACTION_ENDED,
+    SAVEPOINT_OUT_OF_ORDER,
+    TEARDOWN_ROLLBACK_FAILED,
+    E2EError,
+)
 
 # App commits become RELEASE SAVEPOINT, app rollbacks ROLLBACK TO SAVEPOINT.
 JOIN_MODE: JoinTransactionMode = "create_savepoint"
 FRESH_READS_KEY = "fastapi_e2e.fresh_reads"
 OUTER_LOCK_KEY = "fastapi_e2e.outer_transaction"
+SAVEPOINTS_KEY = "fastapi_e2e.savepoints"
 # Options of the user's sessionmaker that would detach a session from our connection.
 _BINDING_OPTIONS = ("bind", "binds", "join_transaction_mode")
 
@@ -62,34 +68,72 @@ def install_events() -> None:
         event.listen(Session, "do_orm_execute", _refresh_on_select)
 
 
-async def close_app_session(session: AsyncSession) -> None:
-    """Close a session of the app's the way production would, on the shared connection.
+class SharedConnectionSession(AsyncSession):
+    """An app session on the shared connection that closes the way production would.
 
     In production each session has its own connection, so closing one never undoes
     another's commit. Here a session's savepoint may enclose the released savepoint
-    of a session the same request opened later (a background task's audit write
-    after the route re-read a row): rolling the outer one back would discard that
-    commit. Only in that case, and only when the closing session neither wrote nor
-    hit an error in its transaction, its savepoint is released instead: the same
-    outcome for its own data, and the other session's commit stays.
+    of a session started inside it (a background task's audit write after the route
+    re-read a row): rolling the outer one back would discard that commit. Only in
+    that case, and only when the closing session neither wrote nor hit an error in
+    its transaction, its savepoint is released instead: the same outcome for its own
+    data, and the inner session's commit stays. Its turn at the gate is freed even
+    if closing fails, so other sessions never wait for a broken one.
     """
-    info = session.info
-    if (
-        info.get(NESTED_KEY)
-        and not info.get(WROTE_KEY)
-        and session.in_transaction()
-        and not (session.new or session.dirty or session.deleted)
-    ):
-        await session.commit()
-    await session.close()
+
+    async def close(self) -> None:
+        info = self.info
+        try:
+            if (
+                info.get(NESTED_KEY)
+                and not info.get(WROTE_KEY)
+                and self.in_transaction()
+                and not (self.new or self.dirty or self.deleted)
+            ):
+                await self.commit()
+        finally:
+            try:
+                await super().close()
+            finally:
+                gate = info.get(GATE_KEY)
+                if isinstance(gate, SessionGate):
+                    gate.release(self.sync_session)
 
 
-# Statements that would end or replace the outer transaction if sent as raw SQL.
+_session_classes: dict[type[AsyncSession], type[AsyncSession]] = {}
+
+
+def shared_connection_class(cls: type[AsyncSession]) -> type[AsyncSession]:
+    """``cls`` with SharedConnectionSession's close(), for a user's custom session class."""
+    if issubclass(cls, SharedConnectionSession):
+        return cls
+    if cls is AsyncSession:
+        return SharedConnectionSession
+    if cls not in _session_classes:
+        _session_classes[cls] = type(cls.__name__, (SharedConnectionSession, cls), {})
+    return _session_classes[cls]
+
+
+# Statements that would end or replace the outer transaction if sent as raw SQL,
+# after any leading whitespace and comments.
 _TRANSACTION_CONTROL = re.compile(
-    r"\s*(COMMIT|END|ABORT|BEGIN|START\s+TRANSACTION|PREPARE\s+TRANSACTION"
+    r"(?:\s+|--[^\n]*|/\*.*?\*/)*"
+    r"(COMMIT|END|ABORT|BEGIN|START\s+TRANSACTION|PREPARE\s+TRANSACTION"
     r"|ROLLBACK(?!\s+(TO|PREPARED)\b))\b",
+    re.IGNORECASE | re.DOTALL,
+)
+_SAVEPOINT_STATEMENT = re.compile(
+    r"\s*(SAVEPOINT|RELEASE\s+(?:SAVEPOINT\s+)?|ROLLBACK\s+TO\s+(?:SAVEPOINT\s+)?)\s*(\w+)",
     re.IGNORECASE,
 )
+
+
+def _locked_info(conn: Connection) -> dict[Any, Any] | None:
+    """The connection's info if it is a test's connection mid-test, else None."""
+    if conn.invalidated:
+        return None
+    info = conn.info
+    return info if info.get(OUTER_LOCK_KEY) else None
 
 
 def _refuse_outer_end(conn: Connection, *args: Any) -> None:
@@ -98,21 +142,43 @@ def _refuse_outer_end(conn: Connection, *args: Any) -> None:
     A commit would persist the test's writes; a rollback would silently end the
     isolation every later statement of the test relies on.
     """
-    if conn.info.get(OUTER_LOCK_KEY):
+    if _locked_info(conn) is not None:
         raise E2EError(OUTER_TRANSACTION_ENDED)
 
 
-def _refuse_raw_transaction_control(
-    conn: Connection, cursor: Any, statement: str, *args: Any
-) -> None:
-    if conn.info.get(OUTER_LOCK_KEY) and _TRANSACTION_CONTROL.match(statement):
+def _check_statement(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
+    """Refuse raw transaction control, and savepoints ended out of order."""
+    info = _locked_info(conn)
+    if info is None:
+        return
+    if _TRANSACTION_CONTROL.match(statement):
         raise E2EError(OUTER_TRANSACTION_ENDED)
+    match = _SAVEPOINT_STATEMENT.match(statement)
+    if match is None:
+        return
+    verb, name = match.group(1).split()[0].upper(), match.group(2)
+    stack: list[str] = info.setdefault(SAVEPOINTS_KEY, [])
+    if verb == "SAVEPOINT":
+        stack.append(name)
+        return
+    if name not in stack:
+        return  # not one we saw begin: leave it to the server
+    if stack[-1] != name:
+        action = "release" if verb == "RELEASE" else "roll back to"
+        inner = ", ".join(stack[stack.index(name) + 1 :])
+        raise E2EError(SAVEPOINT_OUT_OF_ORDER.format(action=action, name=name, inner=inner))
+    # After RELEASE the savepoint is gone; after ROLLBACK TO, SQLAlchemy never uses
+    # it again, and releasing its parent releases it too.
+    del stack[stack.index(name) :]
 
 
 def _taint_on_error(context: ExceptionContext) -> None:
     """A failed statement aborts the savepoint: its sessions must roll back, not release."""
     connection = context.connection
-    if connection is not None and isinstance(gate := connection.info.get(GATE_KEY), SessionGate):
+    if connection is None or connection.invalidated:
+        return
+    gate = connection.info.get(GATE_KEY)
+    if isinstance(gate, SessionGate):
         gate.taint_holders()
 
 
@@ -122,7 +188,7 @@ def guard_outer_transaction(engine: AsyncEngine) -> None:
     if not event.contains(sync_engine, "commit", _refuse_outer_end):
         event.listen(sync_engine, "commit", _refuse_outer_end)
         event.listen(sync_engine, "rollback", _refuse_outer_end)
-        event.listen(sync_engine, "before_cursor_execute", _refuse_raw_transaction_control)
+        event.listen(sync_engine, "before_cursor_execute", _check_statement)
         event.listen(sync_engine, "handle_error", _taint_on_error)
 
 
@@ -147,7 +213,7 @@ class SharedTransaction:
         self.sessionmakers = list({id(maker): maker for maker in sessionmakers}.values())
         self.app_session_options = dict(app_session_options or {})
         self.gate_timeout = gate_timeout
-        self._saved_options: list[dict[str, Any]] = []
+        self._saved_options: list[tuple[dict[str, Any], type[AsyncSession]]] = []
 
     async def __aenter__(self) -> SharedTransaction:
         install_events()
@@ -163,6 +229,7 @@ class SharedTransaction:
         self._info = self.connection.sync_connection.info  # type: ignore[union-attr]
         self._info[OUTER_LOCK_KEY] = True
         self._info[GATE_KEY] = self.gate
+        self._info[SAVEPOINTS_KEY] = []
         # The test's own session is exempt from the gate: it lives for the whole test,
         # and requests the test awaits (even gathered ones) must not wait for it.
         self.session = AsyncSession(
@@ -183,6 +250,12 @@ class SharedTransaction:
         self._restore_sessionmakers()
         self._info[OUTER_LOCK_KEY] = False
         self._info.pop(GATE_KEY, None)
+        self._info.pop(SAVEPOINTS_KEY, None)
+        if self.connection.sync_connection.invalidated:  # type: ignore[union-attr]
+            # Lost mid-test (the server ended it, or a request was cancelled during a
+            # query); the test already saw that error, and the server rolled back.
+            await self.connection.close()
+            return
         # A refused commit leaves the outer transaction inactive but open on the server;
         # closing the DBAPI connection is then the one sure way to discard it.
         discard = not self.transaction.is_active
@@ -215,11 +288,11 @@ class SharedTransaction:
 
     def new_session(self) -> AsyncSession:
         """A session for app code: joins the test's transaction, takes turns at the gate."""
-        return AsyncSession(**self._app_session_kwargs())
+        return SharedConnectionSession(**self._app_session_kwargs())
 
     def new_sessionmaker(self) -> async_sessionmaker[AsyncSession]:
         """A sessionmaker for app code whose dependency yields a sessionmaker."""
-        return async_sessionmaker(**self._app_session_kwargs())
+        return async_sessionmaker(class_=SharedConnectionSession, **self._app_session_kwargs())
 
     async def session_dependency(self) -> AsyncIterator[AsyncSession]:
         """Replacement for the app's session dependency."""
@@ -227,7 +300,7 @@ class SharedTransaction:
         try:
             yield session
         finally:
-            await close_app_session(session)
+            await session.close()
 
     async def sessionmaker_dependency(self) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
         """Replacement for an app dependency that yields a sessionmaker."""
@@ -236,12 +309,14 @@ class SharedTransaction:
     def _rebind_sessionmakers(self) -> None:
         for maker in self.sessionmakers:
             saved = dict(maker.kw)
-            self._saved_options.append(saved)
+            self._saved_options.append((saved, maker.class_))
             info = {**(saved.get("info") or {}), GATE_KEY: self.gate}
             maker.kw = {k: v for k, v in saved.items() if k != "binds"}
             maker.configure(bind=self.connection, info=info, join_transaction_mode=JOIN_MODE)
+            maker.class_ = shared_connection_class(maker.class_)
 
     def _restore_sessionmakers(self) -> None:
-        for maker, saved in zip(self.sessionmakers, self._saved_options, strict=True):
+        for maker, (saved, class_) in zip(self.sessionmakers, self._saved_options, strict=True):
             maker.kw = saved
+            maker.class_ = class_
         self._saved_options.clear()
