@@ -387,7 +387,9 @@ def test_raw_commit_statement_is_refused(shop: pytest.Pytester) -> None:
 
         async def test_1_raw_commit(db_session):
             await db_session.execute(text("INSERT INTO things (name) VALUES ('raw')"))
-            statements = ("COMMIT", "end", "  Rollback", "BEGIN", "-- done\\nCOMMIT", "/* x */ COMMIT")
+            statements = (
+                "COMMIT", "end", "  Rollback", "BEGIN", "-- done\\nCOMMIT", "/* x */ COMMIT"
+            )
             for statement in statements:
                 with pytest.raises(E2EError, match="Refused to commit"):
                     await db_session.execute(text(statement))
