@@ -190,6 +190,13 @@ GATE_WAIT_NOTE = (
     "work that itself waits for the request."
 )
 
+STALE_TASK_SESSION = (
+    "Refused a session opened at {site} by a task that a request of an earlier test "
+    "started and left running (asyncio.create_task without awaiting it): its writes "
+    "would land in this test's transaction. Fix: await the task before the route "
+    "returns, or use BackgroundTasks, which finish before the request does."
+)
+
 SAVEPOINT_OUT_OF_ORDER = (
     "Refused to {action} savepoint {name} while a savepoint started inside it ({inner}) "
     "is still open. Both belong to sessions on the test's one connection, where ending "
@@ -203,7 +210,8 @@ SAVEPOINT_OUT_OF_ORDER = (
 
 OUTER_TRANSACTION_ENDED = (
     "Refused to commit or roll back the test's outer transaction (db_connection."
-    "commit()/rollback() or a session bound to it with control_fully). Committing "
+    "commit()/rollback(), a raw COMMIT, ROLLBACK, BEGIN or END statement, or a session "
+    "bound to the connection with join_transaction_mode='control_fully'). Committing "
     "would persist the test's writes and rolling back would end its isolation. Use "
     "db_session.commit()/rollback(), which release or return to a savepoint, or "
     "db_connection.begin_nested() for a savepoint of your own."

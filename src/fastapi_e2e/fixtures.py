@@ -187,7 +187,7 @@ def _e2e_test(request: pytest.FixtureRequest) -> Iterator[E2ETest]:
         failure = exc
     if failure is not None:
         _fail(failure)
-    escapes = test.run.guard.take_escapes()
+    escapes = test.run.guard.take_escapes() + test.tx.gate.stale_sessions
     if escapes:
         _fail(escapes[0])
 

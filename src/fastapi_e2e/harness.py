@@ -257,7 +257,7 @@ class E2ETest:
                 override = run.override.__get__(self.tx)
                 self._fastapi.dependency_overrides[run.dependency] = override
         run.app_under_test.errors.take()
-        run.app_under_test.request_ended = self.tx.gate.release_request
+        run.app_under_test.gate = self.tx.gate
         run.guard.in_test = True
         self.client = httpx.AsyncClient(
             transport=TimeoutASGITransport(
@@ -281,7 +281,7 @@ class E2ETest:
         tb: TracebackType | None,
     ) -> None:
         self.run.guard.in_test = False
-        self.run.app_under_test.request_ended = None
+        self.run.app_under_test.gate = None
         try:
             await self.client.aclose()
         finally:

@@ -68,18 +68,17 @@ async def test_same_task_reenters_without_waiting() -> None:
 
 async def test_a_later_request_in_the_same_task_does_not_inherit_the_turn() -> None:
     gate = SessionGate(timeout=0.1)
-    with request_scope():
+    with request_scope(None):  # None: nothing frees its turns when it ends
         await gate.acquire(_Session())  # type: ignore[arg-type]  # left open
-    with request_scope(), pytest.raises(SessionGateTimeout):
+    with request_scope(None), pytest.raises(SessionGateTimeout):
         await gate.acquire(_Session())  # type: ignore[arg-type]
 
 
 async def test_turns_a_finished_request_left_open_are_freed() -> None:
     gate = SessionGate(timeout=0.1)
-    with request_scope() as request:
-        await gate.acquire(_Session())  # type: ignore[arg-type]
-    gate.release_request(request)
-    with request_scope():
+    with request_scope(gate):
+        await gate.acquire(_Session())  # type: ignore[arg-type]  # left open
+    with request_scope(gate):
         await gate.acquire(_Session())  # type: ignore[arg-type]
 
 

@@ -538,3 +538,54 @@ def reference_data(e2e_database_url):
         """
     )
     shop.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_db_session_get_shows_what_the_app_changed(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        from sqlalchemy import text
+        from shop import Thing
+
+        async def test_get_after_app_update(db_session, db_connection):
+            thing = Thing(name="old")
+            db_session.add(thing)
+            await db_session.commit()
+            await db_connection.execute(text("UPDATE things SET name = 'new'"))
+            assert (await db_session.get(Thing, thing.id)).name == "new"
+        """
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_task_left_running_cannot_write_into_the_next_test(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import asyncio
+        from sqlalchemy import func, select
+        import shop
+
+        async def test_1_spawns(app, client):
+            @app.post("/spawn")
+            async def spawn():
+                async def later():
+                    await asyncio.sleep(0.2)
+                    await shop.write_audit("late")
+                asyncio.get_running_loop().create_task(later())
+                return {}
+
+            assert (await client.post("/spawn")).status_code == 200
+
+        async def test_2_is_not_written_into(client, db_session):
+            await asyncio.sleep(0.4)
+            assert await db_session.scalar(select(func.count()).select_from(shop.Audit)) == 0
+        """
+    )
+    result = shop.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_2_is_not_written_into*",
+            "*Refused a session opened at *shop.py:* in write_audit by a task that a request "
+            "of an earlier test started*",
+        ]
+    )

@@ -19,7 +19,7 @@ from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fastapi_e2e.database.gate import request_scope
+from fastapi_e2e.database.gate import SessionGate, request_scope
 from fastapi_e2e.errors import (
     LIFESPAN_FAILED,
     LIFESPAN_TIMEOUT,
@@ -82,7 +82,7 @@ def _instrument(app: ASGIApp, running: AppUnderTest) -> ASGIApp:
     """Mark each request for the session gate, and record exceptions that escape the app."""
 
     async def instrumented(scope: Scope, receive: Receive, send: Send) -> None:
-        with request_scope() as request:
+        with request_scope(running.gate):
             try:
                 await app(scope, receive, send)
             except Exception as exc:
@@ -95,9 +95,6 @@ def _instrument(app: ASGIApp, running: AppUnderTest) -> ASGIApp:
                     )
                 )
                 raise
-            finally:
-                if running.request_ended is not None:
-                    running.request_ended(request)
 
     return instrumented
 
@@ -109,8 +106,8 @@ class AppUnderTest:
         self.target = target
         self.timeout = timeout
         self.errors = ServerErrors()
-        self.request_ended: Callable[[object], None] | None = None
-        """Called with each request's token when it ends (the test frees its turns)."""
+        self.gate: SessionGate | None = None
+        """The running test's session gate; requests are marked with it (None between tests)."""
 
     async def __aenter__(self) -> AppUnderTest:
         self.app = await build_app(self.target)

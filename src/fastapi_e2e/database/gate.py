@@ -21,8 +21,14 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.util import await_only
 
-from fastapi_e2e.database.callsite import task_site
-from fastapi_e2e.errors import GATE_TIMEOUT, GATE_WAIT_NOTE, SessionGateTimeout
+from fastapi_e2e.database.callsite import call_site, task_site
+from fastapi_e2e.errors import (
+    GATE_TIMEOUT,
+    GATE_WAIT_NOTE,
+    STALE_TASK_SESSION,
+    E2EError,
+    SessionGateTimeout,
+)
 
 GATE_KEY = "fastapi_e2e.gate"
 """Session.info key: this session takes turns at the gate (app sessions)."""
@@ -34,7 +40,17 @@ NESTED_KEY = "fastapi_e2e.nested"
 """Session.info key: another session started inside this one's transaction."""
 DEFAULT_TIMEOUT = 10.0
 
-REQUEST_TOKEN: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+
+class Request:
+    """Identifies one request the client made, and the test (its gate) it belongs to."""
+
+    __slots__ = ("gate",)
+
+    def __init__(self, gate: SessionGate | None) -> None:
+        self.gate = gate
+
+
+REQUEST_TOKEN: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
     "fastapi_e2e_request", default=None
 )
 """Set for the duration of each request the client makes (and in tasks it spawns)."""
@@ -65,6 +81,7 @@ class SessionGate:
         self._turns: dict[int, _Turn] = {}  # id(session) -> turn, in the order taken
         self._changed = asyncio.Event()
         self._cancelled_wait: _Turn | None = None  # what a cancelled waiter waited for
+        self.stale_sessions: list[E2EError] = []  # sessions opened by an earlier test's task
 
     def holds(self, session: Session) -> bool:
         return id(session) in self._turns
@@ -142,6 +159,15 @@ def _reads_only(state: ORMExecuteState) -> bool:
     return False
 
 
+def _refuse_stale_task(gate: SessionGate) -> None:
+    """Stop a session opened by a task that a request of an earlier test left running."""
+    request = REQUEST_TOKEN.get()
+    if request is not None and request.gate is not None and request.gate is not gate:
+        error = E2EError(STALE_TASK_SESSION.format(site=call_site()))
+        gate.stale_sessions.append(error)
+        raise error
+
+
 def _enter(session: Session) -> None:
     info = session.info
     gate = info.get(GATE_KEY)
@@ -149,6 +175,7 @@ def _enter(session: Session) -> None:
     # (and its SAVEPOINT), so waiting here keeps savepoints properly nested.
     if isinstance(gate, SessionGate):
         if not gate.holds(session):
+            _refuse_stale_task(gate)
             await_only(gate.acquire(session))
     elif isinstance(waiter := info.get(WAIT_KEY), SessionGate):
         await_only(waiter.wait_turn())
@@ -198,12 +225,15 @@ def install() -> None:
 
 
 class request_scope:
-    """Mark the code inside as one request: its own token; the turns it takes are
-    forgotten by the caller's context when it ends (requests often run in the test's
-    own task)."""
+    """Mark the code inside as one request of the test whose gate is given (None
+    between tests); the turns it takes are forgotten by the caller's context when it
+    ends (requests often run in the test's own task)."""
 
-    def __enter__(self) -> object:
-        self.request = object()
+    def __init__(self, gate: SessionGate | None) -> None:
+        self.gate = gate
+
+    def __enter__(self) -> Request:
+        self.request = Request(self.gate)
         self._token = REQUEST_TOKEN.set(self.request)
         self._held = _HELD.set(_HELD.get())
         return self.request
@@ -211,3 +241,6 @@ class request_scope:
     def __exit__(self, *exc_info: object) -> None:
         _HELD.reset(self._held)
         REQUEST_TOKEN.reset(self._token)
+        if self.gate is not None:
+            # Turns a request left open (a session whose close failed) die with it.
+            self.gate.release_request(self.request)

@@ -68,6 +68,21 @@ def install_events() -> None:
         event.listen(Session, "do_orm_execute", _refresh_on_select)
 
 
+class TestSession(AsyncSession):
+    """The test's own session (``db_session``): its reads always show the database.
+
+    A SELECT refreshes objects it already holds (an event sets populate_existing), and
+    ``get()`` queries even when the object is in its identity map: the app changes rows
+    behind its back, and the test asserts on what the database holds.
+    """
+
+    __test__ = False
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("populate_existing", True)
+        return await super().get(*args, **kwargs)
+
+
 class SharedConnectionSession(AsyncSession):
     """An app session on the shared connection that closes the way production would.
 
@@ -232,7 +247,7 @@ class SharedTransaction:
         self._info[SAVEPOINTS_KEY] = []
         # The test's own session is exempt from the gate: it lives for the whole test,
         # and requests the test awaits (even gathered ones) must not wait for it.
-        self.session = AsyncSession(
+        self.session = TestSession(
             bind=self.connection,
             expire_on_commit=False,
             info={FRESH_READS_KEY: True, WAIT_KEY: self.gate},
