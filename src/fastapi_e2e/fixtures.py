@@ -93,7 +93,7 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     """The run's database, engine and app with lifespan: built once, on the session loop."""
     __tracebackhide__ = True
     if not isinstance(e2e_config, E2EConfig):
-        raise pytest.UsageError(errors.BAD_CONFIG_FIXTURE.format(value=e2e_config))
+        _fail(errors.ConfigError(errors.BAD_CONFIG_FIXTURE.format(value=e2e_config)))
     runner: _Runner = request.getfixturevalue(SESSION_RUNNER)
     run = E2ERun(e2e_config, request.config.stash[SETTINGS_KEY])
     failure = None
@@ -108,7 +108,12 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     with _sigterm_as_interrupt():
         yield run
     del request.config.stash[RUN_KEY]
-    runner.run(run.__aexit__(None, None, None))
+    try:
+        runner.run(run.__aexit__(None, None, None))
+    except errors.E2EError as exc:
+        failure = exc  # e.g. the lifespan's shutdown failed or timed out
+    if failure is not None:
+        _fail(failure)
     # Escapes after the last test (a task it left running) have no test to fail.
     escapes = run.guard.take_escapes()
     if escapes:

@@ -402,3 +402,20 @@ def test_failing_test_shows_the_server_traceback(shop: pytest.Pytester) -> None:
             "ValueError: kaboom from the server",
         ]
     )
+
+
+def test_e2e_config_of_the_wrong_type_is_a_clear_error(shop: pytest.Pytester) -> None:
+    shop.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def e2e_config():
+            return {"app": "shop:create_app"}
+        """
+    )
+    shop.makepyfile("async def test_uses_client(client):\n    pass\n")
+    result = shop.runpytest_subprocess(timeout=NO_HANG)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*The e2e_config fixture returned {'app': 'shop:create_app'}*"])
+    assert "pytest_asyncio" not in result.stdout.str()
