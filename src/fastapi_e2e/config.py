@@ -7,12 +7,16 @@ Precedence: E2EConfig > command line > environment > ini > default.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy.engine import URL
+
+from fastapi_e2e.database.urls import parse_server_url
 from fastapi_e2e.errors import ConfigError
 
 Source = Literal["E2EConfig", "command line", "environment", "ini", "default"]
@@ -96,6 +100,17 @@ class Settings:
         default_factory=lambda: Setting(DEFAULT_LIFESPAN_TIMEOUT, "default")
     )
 
+    def server_url(self) -> URL | None:
+        """The existing server to use, as an asyncpg URL; None for the embedded cluster.
+
+        Raises ConfigError (with the value's source, password not shown) if unusable.
+        """
+        if self.db_url.value is None:
+            return None
+        return parse_server_url(
+            str(self.db_url.value), f"the database URL from {self.db_url.source}"
+        )
+
 
 @dataclass(frozen=True)
 class Option:
@@ -162,9 +177,5 @@ def resolve_settings(
                 "be a number of seconds, e.g. 10."
             ) from None
         check_timeout(number, f"e2e_lifespan_timeout from {timeout.source}")
-        settings = Settings(
-            db_url=settings.db_url,
-            pg_bindir=settings.pg_bindir,
-            lifespan_timeout=Setting(number, timeout.source),
-        )
+        settings = dataclasses.replace(settings, lifespan_timeout=Setting(number, timeout.source))
     return settings

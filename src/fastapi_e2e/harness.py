@@ -31,7 +31,7 @@ from fastapi_e2e.database.cluster import EmbeddedCluster
 from fastapi_e2e.database.guard import EscapeGuard
 from fastapi_e2e.database.provision import SchemaBuilder, TestDatabase
 from fastapi_e2e.database.transaction import SharedTransaction, session_options_of
-from fastapi_e2e.database.urls import mask, parse_server_url
+from fastapi_e2e.database.urls import mask
 from fastapi_e2e.errors import ConfigError
 from fastapi_e2e.importing import resolve
 
@@ -188,10 +188,9 @@ class E2ERun:
 
     async def _server(self) -> tuple[URL, bool]:
         """The admin URL of the server to use, and whether it is our own cluster."""
-        db_url = self.settings.db_url
-        if db_url.value is not None:
-            url = parse_server_url(str(db_url.value), f"the database URL from {db_url.source}")
-            self.description = f"{mask(url)} (from {db_url.source})"
+        url = self.settings.server_url()
+        if url is not None:
+            self.description = f"{mask(url)} (from {self.settings.db_url.source})"
             return url, False
         bindir = self.settings.pg_bindir
         binaries = find_binaries(bindir.value, source=f"PG_BINDIR/e2e_pg_bindir ({bindir.source})")

@@ -14,7 +14,7 @@ import pytest
 
 from fastapi_e2e import fixtures
 from fastapi_e2e.config import OPTIONS, resolve_settings
-from fastapi_e2e.database.urls import mask, parse_server_url
+from fastapi_e2e.database.urls import mask
 from fastapi_e2e.errors import ConfigError
 
 
@@ -31,10 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
     cli = {option.dest: config.getoption(option.dest) for option in OPTIONS}
     try:
         settings = resolve_settings(cli=cli, env=os.environ, ini=ini)
-        if settings.db_url.value is not None:
-            parse_server_url(
-                str(settings.db_url.value), f"the database URL from {settings.db_url.source}"
-            )
+        settings.server_url()  # validated now, so a bad URL is a usage error at start
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[fixtures.SETTINGS_KEY] = settings
@@ -44,11 +41,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash[fixtures.SETTINGS_KEY]
-    db = settings.db_url
-    if db.value is None:
+    url = settings.server_url()
+    if url is None:
         database = "embedded PostgreSQL cluster (default)"
     else:
-        database = f"{mask(parse_server_url(str(db.value), db.source))} (from {db.source})"
+        database = f"{mask(url)} (from {settings.db_url.source})"
     timeout = settings.lifespan_timeout
     return [
         f"fastapi-e2e: database: {database}; "
