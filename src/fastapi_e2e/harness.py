@@ -11,10 +11,11 @@ import inspect
 import os
 import time
 import typing
-from collections.abc import Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
+from unittest import mock
 
 import httpx
 from fastapi import FastAPI
@@ -36,23 +37,6 @@ from fastapi_e2e.errors import ConfigError
 from fastapi_e2e.importing import resolve
 
 BASE_URL = "http://testserver"
-
-
-@contextmanager
-def _environment(name: str | None, value: str) -> Iterator[None]:
-    """Set one environment variable for the ``with`` block, then restore it."""
-    if name is None:
-        yield
-        return
-    previous = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
 
 
 def _sessionmaker_used_by(dependency: Any) -> async_sessionmaker[Any] | None:
@@ -123,11 +107,11 @@ class E2ERun:
 
         database = TestDatabase(admin_url, self._schema_builder(), drop=not embedded)
         self.url: URL = database.url
-        self._stack.enter_context(
-            _environment(
-                self.config.database_url_env, self.url.render_as_string(hide_password=False)
+        if (name := self.config.database_url_env) is not None:
+            # Inline, not in a local: `pytest -l` would print a local with the password.
+            self._stack.enter_context(
+                mock.patch.dict(os.environ, {name: self.url.render_as_string(hide_password=False)})
             )
-        )
         started = time.perf_counter()
         await self._stack.enter_async_context(database)
         self.timings["databases"] = time.perf_counter() - started
