@@ -55,6 +55,17 @@ def _describe(exc: errors.E2EError) -> str:
     return f"{exc}\n\nCaused by:\n{trace}"
 
 
+def _run_or_fail(runner: _Runner, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the session loop; an E2EError fails the test with its message."""
+    __tracebackhide__ = True
+    failure = None
+    try:
+        return runner.run(coro)
+    except errors.E2EError as exc:
+        failure = exc  # failed outside the except block, so no "during handling" chain
+    _fail(failure)
+
+
 def _fail(exc: errors.E2EError) -> NoReturn:
     """Fail the current test with ``exc``'s message only, not the plugin's frames."""
     __tracebackhide__ = True
@@ -96,24 +107,13 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
         _fail(errors.ConfigError(errors.BAD_CONFIG_FIXTURE.format(value=e2e_config)))
     runner: _Runner = request.getfixturevalue(SESSION_RUNNER)
     run = E2ERun(e2e_config, request.config.stash[SETTINGS_KEY])
-    failure = None
-    try:
-        runner.run(run.__aenter__())
-    except errors.E2EError as exc:
-        failure = exc  # failed outside the except block, so no "during handling" chain
-    if failure is not None:
-        _fail(failure)
+    _run_or_fail(runner, run.__aenter__())
     request.config.stash[RUN_KEY] = run
     request.config.stash[SUMMARY_KEY] = run.summary()
     with _sigterm_as_interrupt():
         yield run
     del request.config.stash[RUN_KEY]
-    try:
-        runner.run(run.__aexit__(None, None, None))
-    except errors.E2EError as exc:
-        failure = exc  # e.g. the lifespan's shutdown failed or timed out
-    if failure is not None:
-        _fail(failure)
+    _run_or_fail(runner, run.__aexit__(None, None, None))  # e.g. lifespan shutdown failed
     # Escapes after the last test (a task it left running) have no test to fail.
     escapes = run.guard.take_escapes()
     if escapes:
@@ -182,16 +182,10 @@ def _e2e_test(request: pytest.FixtureRequest) -> Iterator[E2ETest]:
     _check_loop(request)
     run = _get_run(request)
     runner: _Runner = request.getfixturevalue(SESSION_RUNNER)
-    test = runner.run(E2ETest(run).__aenter__())
+    test = _run_or_fail(runner, E2ETest(run).__aenter__())
     request.node.stash[TEST_KEY] = test
     yield test
-    failure = None
-    try:
-        runner.run(test.__aexit__(None, None, None))
-    except errors.E2EError as exc:
-        failure = exc
-    if failure is not None:
-        _fail(failure)
+    _run_or_fail(runner, test.__aexit__(None, None, None))
     escapes = test.run.guard.take_escapes() + test.tx.gate.stale_sessions
     if escapes:
         _fail(escapes[0])
