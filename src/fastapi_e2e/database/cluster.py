@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from sqlalchemy.engine import URL
 
@@ -163,12 +162,7 @@ class EmbeddedCluster:
             raise
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._stop()
 
     def _run_as(self, user: pwd.struct_passwd | None) -> dict[str, object]:

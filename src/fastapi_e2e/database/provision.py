@@ -13,7 +13,6 @@ import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 
 import asyncpg
 from sqlalchemy.engine import URL
@@ -125,12 +124,7 @@ class TestDatabase:
                 await admin.close()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if not self.drop or not self._created:
             return
         admin = await connect_admin(self.admin_url)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from sqlalchemy import event
@@ -256,12 +255,7 @@ class SharedTransaction:
         self._rebind_sessionmakers()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._restore_sessionmakers()
         self._info[OUTER_LOCK_KEY] = False
         self._info.pop(GATE_KEY, None)
