@@ -8,6 +8,7 @@ fixture hop per test instead of a chain of async fixtures.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
@@ -29,6 +30,7 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 TEST_KEY = pytest.StashKey[E2ETest]()
 RUN_KEY = pytest.StashKey[E2ERun]()
 SUMMARY_KEY = pytest.StashKey[str]()
+LOOP_KEY = pytest.StashKey[asyncio.AbstractEventLoop]()
 
 # pytest-asyncio's runner for the session-scoped loop (its name is stable since 1.0).
 SESSION_RUNNER = "_session_scoped_runner"
@@ -40,6 +42,8 @@ class _Runner(Protocol):
     """What we use of asyncio.Runner (or its backport, which pytest-asyncio uses on 3.10)."""
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T: ...
+
+    def get_loop(self) -> asyncio.AbstractEventLoop: ...
 
 
 def _describe(exc: errors.E2EError) -> str:
@@ -55,12 +59,14 @@ def _describe(exc: errors.E2EError) -> str:
     return f"{exc}\n\nCaused by:\n{trace}"
 
 
-def _run_or_fail(runner: _Runner, coro: Coroutine[Any, Any, T]) -> T:
+def _run_or_fail(on: _Runner | asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the session loop; an E2EError fails the test with its message."""
     __tracebackhide__ = True
     failure = None
     try:
-        return runner.run(coro)
+        if isinstance(on, asyncio.AbstractEventLoop):
+            return on.run_until_complete(coro)
+        return on.run(coro)
     except errors.E2EError as exc:
         failure = exc  # failed outside the except block, so no "during handling" chain
     _fail(failure)
@@ -109,10 +115,14 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     run = E2ERun(e2e_config, request.config.stash[SETTINGS_KEY])
     _run_or_fail(runner, run.__aenter__())
     request.config.stash[RUN_KEY] = run
+    # Per test, the loop runs the short setup and teardown itself: the runner's
+    # run() re-installs a SIGINT handler each time, which costs more than the work.
+    request.config.stash[LOOP_KEY] = runner.get_loop()
     request.config.stash[SUMMARY_KEY] = run.summary()
     with _sigterm_as_interrupt():
         yield run
     del request.config.stash[RUN_KEY]
+    del request.config.stash[LOOP_KEY]
     _run_or_fail(runner, run.__aexit__(None, None, None))  # e.g. lifespan shutdown failed
     # Escapes after the last test (a task it left running) have no test to fail.
     escapes = run.guard.take_escapes()
@@ -175,24 +185,36 @@ def _check_loop(request: pytest.FixtureRequest) -> None:
             )
 
 
-@pytest.fixture
-def _e2e_test(request: pytest.FixtureRequest) -> Iterator[E2ETest]:
-    """One test's transaction, overrides and client; everything rolled back after."""
+@contextlib.contextmanager
+def _this_test(request: pytest.FixtureRequest) -> Iterator[E2ETest]:
+    """The test's E2ETest: started by whichever harness fixture the test asks for
+    first, and ended when that fixture is torn down (after the ones set up later).
+
+    Each public fixture starts the test itself instead of depending on a shared
+    fixture: every fixture hop costs about 0.1 ms per test, which the budget for
+    the whole per-test path (0.5 ms) cannot afford twice.
+    """
     __tracebackhide__ = True
+    test = request.node.stash.get(TEST_KEY, None)
+    if test is not None:
+        yield test
+        return
     _check_loop(request)
-    run = _get_run(request)
-    runner: _Runner = request.getfixturevalue(SESSION_RUNNER)
-    test = _run_or_fail(runner, E2ETest(run).__aenter__())
+    # Once the run exists, take it and the loop from the stash: getfixturevalue()
+    # per test costs more than the test's own database work.
+    run = request.config.stash.get(RUN_KEY, None) or _get_run(request)
+    loop = request.config.stash[LOOP_KEY]
+    test = _run_or_fail(loop, E2ETest(run).__aenter__())
     request.node.stash[TEST_KEY] = test
     yield test
-    _run_or_fail(runner, test.__aexit__(None, None, None))
+    _run_or_fail(loop, test.__aexit__(None, None, None))
     escapes = test.run.guard.take_escapes() + test.tx.gate.stale_sessions
     if escapes:
         _fail(escapes[0])
 
 
 @pytest.fixture
-def client(_e2e_test: E2ETest) -> httpx.AsyncClient:
+def client(request: pytest.FixtureRequest) -> Iterator[httpx.AsyncClient]:
     """An ``httpx.AsyncClient`` on the app (base_url ``http://testserver``), function scope.
 
     Requests run in-process against the app built once per run with its lifespan
@@ -200,11 +222,13 @@ def client(_e2e_test: E2ETest) -> httpx.AsyncClient:
     transaction. Unhandled app exceptions come back as 500 responses and their
     tracebacks are shown in the report of a failing test.
     """
-    return _e2e_test.client
+    __tracebackhide__ = True
+    with _this_test(request) as test:
+        yield test.client
 
 
 @pytest.fixture
-def db_session(_e2e_test: E2ETest) -> AsyncSession:
+def db_session(request: pytest.FixtureRequest) -> Iterator[AsyncSession]:
     """An ``AsyncSession`` inside this test's transaction, function scope.
 
     Shares the connection with the app: rows it flushes are visible to requests
@@ -213,26 +237,32 @@ def db_session(_e2e_test: E2ETest) -> AsyncSession:
     one; the outer transaction is rolled back after the test. SELECTs refresh
     objects already loaded, so the test sees what the app changed.
     """
-    return _e2e_test.tx.session
+    __tracebackhide__ = True
+    with _this_test(request) as test:
+        yield test.tx.session
 
 
 @pytest.fixture
-def db_connection(_e2e_test: E2ETest) -> AsyncConnection:
+def db_connection(request: pytest.FixtureRequest) -> Iterator[AsyncConnection]:
     """The ``AsyncConnection`` this test, ``db_session`` and the app share, function scope.
 
     Use it for Core statements. Do not commit or roll back its transaction: that is
     the harness's, ended after the test.
     """
-    return _e2e_test.tx.connection
+    __tracebackhide__ = True
+    with _this_test(request) as test:
+        yield test.tx.connection
 
 
 @pytest.fixture
-def app(_e2e_test: E2ETest) -> FastAPI:
+def app(request: pytest.FixtureRequest) -> Iterator[FastAPI]:
     """The app under test (built once per run, lifespan running), function scope.
 
     Changes to ``app.dependency_overrides`` made by the test are undone after it.
     """
-    return _e2e_test.app  # type: ignore[return-value]
+    __tracebackhide__ = True
+    with _this_test(request) as test:
+        yield test.app  # type: ignore[misc]
 
 
 @pytest.fixture(scope="session")

@@ -242,16 +242,24 @@ class E2ETest:
         run.app_under_test.errors.take()
         run.app_under_test.gate = self.tx.gate
         run.guard.in_test = True
-        self.client = httpx.AsyncClient(
-            transport=TimeoutASGITransport(
-                app=run.app_under_test.asgi,
-                raise_app_exceptions=False,
-                explain_timeout=self.tx.gate.describe_wait,
-            ),
-            base_url=BASE_URL,
-            event_hooks={"request": [self._before_request]},
-        )
+        self._client: httpx.AsyncClient | None = None
         return self
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The test's HTTP client on the app, made on first use (most tests that do
+        not ask for ``client`` should not pay for building one)."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                transport=TimeoutASGITransport(
+                    app=self.run.app_under_test.asgi,
+                    raise_app_exceptions=False,
+                    explain_timeout=self.tx.gate.describe_wait,
+                ),
+                base_url=BASE_URL,
+                event_hooks={"request": [self._before_request]},
+            )
+        return self._client
 
     async def _before_request(self, request: httpx.Request) -> None:
         # Rows the test added but did not flush would be invisible to the app.
@@ -266,7 +274,8 @@ class E2ETest:
         self.run.guard.in_test = False
         self.run.app_under_test.gate = None
         try:
-            await self.client.aclose()
+            if self._client is not None:
+                await self._client.aclose()
         finally:
             if self._fastapi is not None:
                 self._fastapi.dependency_overrides.clear()
