@@ -99,3 +99,11 @@ def shop(
     monkeypatch.setenv("E2E_DATABASE_URL", server_url)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     return pytester
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cluster_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Inner runs cache their embedded cluster here, not in the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("E2E_CACHE_DIR", str(tmp_path_factory.mktemp("cluster-cache")))
+        yield

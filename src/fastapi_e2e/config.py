@@ -99,6 +99,8 @@ class Settings:
     lifespan_timeout: Setting = field(
         default_factory=lambda: Setting(DEFAULT_LIFESPAN_TIMEOUT, "default")
     )
+    cache_dir: Setting = field(default_factory=lambda: Setting(None, "default"))
+    create_db: Setting = field(default_factory=lambda: Setting(False, "default"))
 
     def server_url(self) -> URL | None:
         """The existing server to use, as an asyncpg URL; None for the embedded cluster.
@@ -119,6 +121,8 @@ class Option:
     dest: str
     help: str
     env: str | None = None
+    flag_only: bool = False
+    """A switch (``--e2e-create-db``): true when given, else the ini's boolean."""
 
     @property
     def flag(self) -> str:
@@ -144,6 +148,19 @@ OPTIONS = (
         f"Seconds allowed for the app's lifespan startup and shutdown "
         f"(default {DEFAULT_LIFESPAN_TIMEOUT:g}).",
     ),
+    Option(
+        "e2e_cache_dir",
+        "Directory for the embedded cluster's cache (a data directory holding the "
+        "schema templates, restored instead of running initdb and migrations). "
+        "Default: $XDG_CACHE_HOME/pytest-fastapi-e2e or ~/.cache/pytest-fastapi-e2e.",
+        env="E2E_CACHE_DIR",
+    ),
+    Option(
+        "e2e_create_db",
+        "Rebuild the schema template even if one for the current schema is cached "
+        "(for migrations whose effect depends on more than their files).",
+        flag_only=True,
+    ),
 )
 
 
@@ -166,6 +183,11 @@ def resolve_settings(
             if value is not None:
                 resolved[key] = Setting(value, source)
                 break
+    if "create_db" in resolved:
+        value = resolved["create_db"].value
+        if isinstance(value, str):  # from an ini file read without a type
+            value = value.strip().lower() in {"1", "true", "yes", "on"}
+        resolved["create_db"] = Setting(bool(value), resolved["create_db"].source)
     settings = Settings(**resolved)
     timeout = settings.lifespan_timeout
     if timeout.source != "default":

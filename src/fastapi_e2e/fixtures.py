@@ -24,13 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from fastapi_e2e import errors
 from fastapi_e2e.config import E2EConfig, Settings
-from fastapi_e2e.harness import E2ERun, E2ETest
+from fastapi_e2e.harness import E2ERun, E2ETest, WorkerInfo
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 TEST_KEY = pytest.StashKey[E2ETest]()
 RUN_KEY = pytest.StashKey[E2ERun]()
 SUMMARY_KEY = pytest.StashKey[str]()
 LOOP_KEY = pytest.StashKey[asyncio.AbstractEventLoop]()
+WORKER_KEY = pytest.StashKey[WorkerInfo]()
 
 # pytest-asyncio's runner for the session-scoped loop (its name is stable since 1.0).
 SESSION_RUNNER = "_session_scoped_runner"
@@ -112,7 +113,8 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     if not isinstance(e2e_config, E2EConfig):
         _fail(errors.ConfigError(errors.BAD_CONFIG_FIXTURE.format(value=e2e_config)))
     runner: _Runner = request.getfixturevalue(SESSION_RUNNER)
-    run = E2ERun(e2e_config, request.config.stash[SETTINGS_KEY])
+    settings = request.config.stash[SETTINGS_KEY]
+    run = E2ERun(e2e_config, settings, request.config.stash.get(WORKER_KEY, None))
     _run_or_fail(runner, run.__aenter__())
     request.config.stash[RUN_KEY] = run
     # Per test, the loop runs the short setup and teardown itself: the runner's
@@ -124,6 +126,7 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     del request.config.stash[RUN_KEY]
     del request.config.stash[LOOP_KEY]
     _run_or_fail(runner, run.__aexit__(None, None, None))  # e.g. lifespan shutdown failed
+    request.config.stash[SUMMARY_KEY] = run.summary()  # now with what became of the cache
     # Escapes after the last test (a task it left running) have no test to fail.
     escapes = run.guard.take_escapes()
     if escapes:

@@ -6,13 +6,14 @@ test. Neither knows about pytest, so both can be driven directly.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import os
 import time
 import typing
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from unittest import mock
@@ -28,12 +29,13 @@ from fastapi_e2e.client.transport import TimeoutASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
 from fastapi_e2e.database import schema
 from fastapi_e2e.database.binaries import find_binaries
+from fastapi_e2e.database.cache import SnapshotCache, default_cache_dir
 from fastapi_e2e.database.cluster import EmbeddedCluster
 from fastapi_e2e.database.guard import EscapeGuard
-from fastapi_e2e.database.provision import SchemaBuilder, TestDatabase
+from fastapi_e2e.database.provision import SchemaSource, TestDatabase
 from fastapi_e2e.database.transaction import SharedTransaction, session_options_of
 from fastapi_e2e.database.urls import mask
-from fastapi_e2e.errors import ConfigError
+from fastapi_e2e.errors import ClusterStartError, ConfigError
 from fastapi_e2e.importing import resolve
 
 BASE_URL = "http://testserver"
@@ -76,11 +78,15 @@ class E2ERun:
     database exists and ``database_url_env`` points at it.
     """
 
-    def __init__(self, config: E2EConfig, settings: Settings) -> None:
+    def __init__(
+        self, config: E2EConfig, settings: Settings, worker: WorkerInfo | None = None
+    ) -> None:
         self.config = config
         self.settings = settings
+        self.worker = worker
         self.timings: dict[str, float] = {}
         self.description = ""
+        self.cluster: EmbeddedCluster | None = None
 
     async def __aenter__(self) -> E2ERun:
         self._stack = AsyncExitStack()
@@ -104,17 +110,30 @@ class E2ERun:
         started = time.perf_counter()
         admin_url, embedded = await self._server()
         self.timings["server"] = time.perf_counter() - started
+        if self.cluster is not None:
+            source = "restored from cache" if self.cluster.restored else "initdb"
+            self.description = (
+                f"embedded cluster in {self.cluster.run_dir} ({self.cluster.binaries.bindir}, "
+                f"{source})"
+            )
 
-        database = TestDatabase(admin_url, self._schema_builder(), drop=not embedded)
+        database = TestDatabase(
+            admin_url,
+            self._schema_source(),
+            drop=not embedded,
+            rebuild=bool(self.settings.create_db.value),
+            run_id=self.worker.run_id if self.worker is not None else None,
+            label=self.worker.name if self.worker is not None else "",
+        )
+        self.database = database
         self.url: URL = database.url
         if (name := self.config.database_url_env) is not None:
             # Inline, not in a local: `pytest -l` would print a local with the password.
             self._stack.enter_context(
                 mock.patch.dict(os.environ, {name: self.url.render_as_string(hide_password=False)})
             )
-        started = time.perf_counter()
         await self._stack.enter_async_context(database)
-        self.timings["databases"] = time.perf_counter() - started
+        self.timings.update(database.timings)
 
         self.engine: AsyncEngine = create_async_engine(
             self.url, poolclass=pool.AsyncAdaptedQueuePool, pool_size=2, max_overflow=8
@@ -166,9 +185,22 @@ class E2ERun:
         )
 
     def summary(self) -> str:
-        """One line on what the run built and how long each part took."""
+        """One line on what the run reused or built, and how long each part took."""
+        database = self.database
+        template = "reused" if database.template_reused else "built"
         took = ", ".join(f"{part} {seconds:.2f} s" for part, seconds in self.timings.items())
-        return f"{self.description}; test database {self.url.database}; started in: {took}"
+        total = sum(self.timings.values())
+        parts = [
+            self.description,
+            f"schema template {database.template_name} {template}",
+            f"test database {self.url.database}",
+            f"started in {total:.2f} s ({took})",
+        ]
+        if database.stale_dropped:
+            parts.append(f"dropped {len(database.stale_dropped)} stale database(s) of dead runs")
+        if self.cluster is not None:
+            parts.append(f"cluster cache: {self.cluster.cache_outcome}")
+        return "; ".join(parts)
 
     async def _server(self) -> tuple[URL, bool]:
         """The admin URL of the server to use, and whether it is our own cluster."""
@@ -176,17 +208,19 @@ class E2ERun:
         if url is not None:
             self.description = f"{mask(url)} (from {self.settings.db_url.source})"
             return url, False
-        bindir = self.settings.pg_bindir
-        binaries = find_binaries(bindir.value, source=f"PG_BINDIR/e2e_pg_bindir ({bindir.source})")
-        cluster = await self._stack.enter_async_context(EmbeddedCluster(binaries))
-        self.description = f"embedded cluster in {cluster.run_dir} ({binaries.bindir})"
-        return cluster.url, True
+        if self.worker is not None and self.worker.cluster_error is not None:
+            raise ClusterStartError(self.worker.cluster_error)
+        if self.worker is not None and self.worker.cluster_url is not None:
+            self.description = f"embedded cluster of the xdist controller, {self.worker.name}"
+            return self.worker.cluster_url, False
+        self.cluster = await self._stack.enter_async_context(start_cluster(self.settings))
+        return self.cluster.url, True
 
-    def _schema_builder(self) -> SchemaBuilder | None:
+    def _schema_source(self) -> SchemaSource | None:
         if self.config.alembic_ini is not None:
-            return functools.partial(_alembic, ini=self.config.alembic_ini)
+            return schema.AlembicSchema(self.config.alembic_ini)
         if self.config.metadata is not None:
-            return functools.partial(_metadata, metadata=self.config.metadata)
+            return schema.MetadataSchema(self.config.metadata)
         return None
 
     def _app_session_options(self) -> dict[str, Any]:
@@ -208,12 +242,27 @@ class E2ERun:
         return f"{module}:{getattr(self.dependency, '__qualname__', self.dependency)}"
 
 
-async def _alembic(url: URL, ini: Any) -> None:
-    await schema.upgrade_to_head(url, ini)
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What an xdist worker's run gets from the controller."""
+
+    name: str
+    """The worker's id (``gw0``), part of its test database's name."""
+    run_id: str
+    """Shared by the run's workers: ``--e2e-create-db`` rebuilds once per run."""
+    cluster_url: URL | None
+    """The controller's embedded cluster (None when an existing server is used)."""
+    cluster_error: str | None = None
+    """Why the controller could not start that cluster, reported by the first test."""
 
 
-async def _metadata(url: URL, metadata: Any) -> None:
-    await schema.create_all(url, resolve(metadata, "metadata"))
+def start_cluster(settings: Settings) -> EmbeddedCluster:
+    """The embedded cluster the settings ask for, restored from the cache if any."""
+    bindir = settings.pg_bindir
+    binaries = find_binaries(bindir.value, source=f"PG_BINDIR/e2e_pg_bindir ({bindir.source})")
+    cache_dir = settings.cache_dir.value
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return EmbeddedCluster(binaries, cache=SnapshotCache(root, binaries.postgres))
 
 
 class E2ETest:

@@ -5,25 +5,37 @@ The fixtures themselves live in ``fastapi_e2e.fixtures``.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
+import secrets
 from collections.abc import Generator
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from fastapi_e2e import fixtures
-from fastapi_e2e.config import OPTIONS, resolve_settings
+from fastapi_e2e.config import OPTIONS, Settings, resolve_settings
+from fastapi_e2e.database.cache import default_cache_dir
+from fastapi_e2e.database.cluster import EmbeddedCluster
 from fastapi_e2e.database.urls import mask
-from fastapi_e2e.errors import ConfigError
+from fastapi_e2e.errors import ConfigError, E2EError
+from fastapi_e2e.harness import WorkerInfo, start_cluster
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fastapi-e2e", "end-to-end FastAPI tests (pytest-fastapi-e2e)")
     for option in OPTIONS:
         env = f" Environment: {option.env}." if option.env else ""
-        group.addoption(option.flag, dest=option.dest, default=None, help=option.help + env)
-        parser.addini(option.dest, help=option.help, default=None)
+        if option.flag_only:
+            group.addoption(
+                option.flag, dest=option.dest, action="store_true", default=None, help=option.help
+            )
+            parser.addini(option.dest, help=option.help, type="bool", default=None)
+        else:
+            group.addoption(option.flag, dest=option.dest, default=None, help=option.help + env)
+            parser.addini(option.dest, help=option.help, default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,6 +49,73 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[fixtures.SETTINGS_KEY] = settings
     if not config.pluginmanager.has_plugin("fastapi_e2e.fixtures"):
         config.pluginmanager.register(fixtures, "fastapi_e2e.fixtures")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        config.stash[fixtures.WORKER_KEY] = _worker_info(workerinput)
+    elif config.pluginmanager.has_plugin("xdist"):
+        config.pluginmanager.register(XdistController(settings), "fastapi_e2e.xdist")
+
+
+def _worker_info(workerinput: dict[str, Any]) -> WorkerInfo:
+    url = workerinput.get(CLUSTER_URL)
+    return WorkerInfo(
+        name=str(workerinput.get("workerid", "gw")),
+        run_id=str(workerinput.get(RUN_ID) or secrets.token_hex(4)),
+        cluster_url=make_url(url) if url else None,
+        cluster_error=workerinput.get(CLUSTER_ERROR),
+    )
+
+
+CLUSTER_URL = "fastapi_e2e_cluster_url"
+CLUSTER_ERROR = "fastapi_e2e_cluster_error"
+RUN_ID = "fastapi_e2e_run_id"
+
+
+class XdistController:
+    """On the xdist controller: one embedded cluster for all workers, started when the
+    first worker is set up and stopped (its cache saved) after the last one ends.
+
+    Workers cannot own it: the first worker to finish would take it down with it.
+    With an existing server (E2E_DATABASE_URL) there is nothing to share but the
+    run id, with which the workers rebuild the template once for ``--e2e-create-db``.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.run_id = secrets.token_hex(4)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.cluster: EmbeddedCluster | None = None
+        self.error: str | None = None
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[RUN_ID] = self.run_id
+        if self.settings.server_url() is not None:
+            return
+        if self.cluster is None and self.error is None:
+            self._start()
+        if self.cluster is not None:
+            node.workerinput[CLUSTER_URL] = self.cluster.url.render_as_string(hide_password=False)
+        else:
+            node.workerinput[CLUSTER_ERROR] = self.error
+
+    def _start(self) -> None:
+        self.loop = asyncio.new_event_loop()  # asyncio.Runner is 3.11+
+        try:
+            cluster = start_cluster(self.settings)
+            self.loop.run_until_complete(cluster.__aenter__())
+        except E2EError as exc:  # each worker's first harness test reports it
+            self.error = str(exc)
+        else:
+            self.cluster = cluster
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.loop is None:
+            return
+        try:
+            if self.cluster is not None:
+                self.loop.run_until_complete(self.cluster.__aexit__(None, None, None))
+        finally:
+            self.loop.close()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -47,10 +126,19 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     else:
         database = f"{mask(url)} (from {settings.db_url.source})"
     timeout = settings.lifespan_timeout
+    if url is None:
+        cache = settings.cache_dir
+        where = cache.value if cache.value is not None else default_cache_dir()
+        reuse = f"cluster cache: {where} ({cache.source})"
+    else:
+        reuse = "schema templates cached on that server"
+    if settings.create_db.value:
+        reuse += f"; template rebuilt (--e2e-create-db, from {settings.create_db.source})"
     return [
         f"fastapi-e2e: database: {database}; "
         f"lifespan timeout: {timeout.value:g} s ({timeout.source}); "
-        "async tests run on the session event loop"
+        "async tests run on the session event loop",
+        f"fastapi-e2e: {reuse}; what was reused or built is in the summary at the end",
     ]
 
 

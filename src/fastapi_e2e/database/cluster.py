@@ -21,14 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy.engine import URL
 
 from fastapi_e2e.database.binaries import PgBinaries
+from fastapi_e2e.database.cache import SnapshotCache
+from fastapi_e2e.database.provision import TEMPLATE_PREFIX, connect_admin, pid_alive
 from fastapi_e2e.errors import (
     INITDB_FAILED,
     NO_UNPRIVILEGED_USER,
     SERVER_START_FAILED,
     ClusterStartError,
+    E2EError,
 )
 
 RUN_DIR_PREFIX = "pfe2e-"
@@ -46,6 +50,10 @@ SERVER_SETTINGS = {
 }
 
 _PR_SET_PDEATHSIG = 1
+
+# Schema templates kept in a cached cluster (newest first): enough for switching
+# between a few branches without rebuilding, few enough to keep snapshots small.
+MAX_CACHED_TEMPLATES = 5
 
 
 def runtime_base_dir() -> Path:
@@ -76,16 +84,6 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _postmaster_pid(datadir: Path) -> int | None:
     try:
         return int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
@@ -105,10 +103,10 @@ def remove_stale_run_dirs(base: Path) -> list[Path]:
             owner = int((run_dir / OWNER_FILE).read_text())
         except (OSError, ValueError):
             continue  # not ours, or still being created
-        if _pid_alive(owner):
+        if pid_alive(owner):
             continue
         server = _postmaster_pid(run_dir / "data")
-        if server is not None and _pid_alive(server):
+        if server is not None and pid_alive(server):
             with contextlib.suppress(OSError):
                 os.kill(server, signal.SIGQUIT)
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -124,12 +122,23 @@ class EmbeddedCluster:
     fresh directory, runs without durability, and is stopped and deleted on exit.
     """
 
-    def __init__(self, binaries: PgBinaries, base_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        binaries: PgBinaries,
+        base_dir: Path | None = None,
+        cache: SnapshotCache | None = None,
+    ) -> None:
         self.binaries = binaries
         self.base_dir = base_dir or runtime_base_dir()
+        self.cache = cache
         self.run_dir: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.stale_removed: list[Path] = []
+        self.restored = False
+        """Whether the data directory came from the cache (else from initdb)."""
+        self.cache_outcome = "cache off"
+        """What happened to the cache at exit, for the run's summary."""
+        self._templates_at_start: set[str] = set()
 
     @property
     def datadir(self) -> Path:
@@ -155,15 +164,77 @@ class EmbeddedCluster:
             (self.run_dir / OWNER_FILE).write_text(str(os.getpid()))
             if user is not None:
                 os.chown(self.run_dir, user.pw_uid, user.pw_gid)
-            self._initdb(user)
+            self.restored = self.cache is not None and self.cache.restore(self.datadir)
+            if not self.restored:
+                self._initdb(user)
             await self._start(user)
+            if self.cache is not None:
+                self._templates_at_start = await self._templates()
         except BaseException:
             self._stop()
             raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._stop()
+        try:
+            if self.cache is not None and self.process is not None:
+                await self._save_to_cache(self.cache)
+        finally:
+            self._stop()
+
+    async def _templates(self) -> set[str]:
+        """Names of the finished schema templates in the cluster."""
+        admin = await connect_admin(self.url)
+        try:
+            rows = await admin.fetch(
+                "SELECT datname FROM pg_database WHERE datistemplate AND datname LIKE $1",
+                TEMPLATE_PREFIX.replace("_", "\\_") + "%",
+            )
+        finally:
+            await admin.close()
+        return {row["datname"] for row in rows}
+
+    async def _save_to_cache(self, cache: SnapshotCache) -> None:
+        """Snapshot the cluster when it holds something the cache lacks.
+
+        Test databases are dropped first, the oldest templates beyond
+        MAX_CACHED_TEMPLATES too, and the server is stopped cleanly so the copy is
+        consistent. Failing to save only costs the next run its warm start.
+        """
+        assert self.process is not None
+        if self.process.poll() is not None:
+            self.cache_outcome = "not saved: the server had stopped"
+            return
+        try:
+            if self.restored and await self._templates() == self._templates_at_start:
+                self.cache_outcome = "unchanged"
+                return
+            await self._forget_test_databases()
+            self.process.send_signal(signal.SIGINT)  # "fast" shutdown: a clean checkpoint
+            self.process.wait(timeout=30)
+            if self.process.returncode != 0:
+                self.cache_outcome = f"not saved: server exited with {self.process.returncode}"
+                return
+            cache.save(self.datadir)
+            self.cache_outcome = "saved"
+        except (OSError, subprocess.TimeoutExpired, E2EError, asyncpg.PostgresError) as exc:
+            self.cache_outcome = f"not saved: {exc}"
+
+    async def _forget_test_databases(self) -> None:
+        admin = await connect_admin(self.url)
+        try:
+            rows = await admin.fetch(
+                "SELECT datname, datistemplate FROM pg_database "
+                "WHERE datname LIKE 'e2e\\_%' ORDER BY oid DESC"
+            )
+            templates = [row["datname"] for row in rows if row["datistemplate"]]
+            doomed = [row["datname"] for row in rows if not row["datistemplate"]]
+            doomed += templates[MAX_CACHED_TEMPLATES:]
+            for name in doomed:
+                await admin.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
+                await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
     def _run_as(self, user: pwd.struct_passwd | None) -> dict[str, object]:
         if user is None:

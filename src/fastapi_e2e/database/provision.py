@@ -1,18 +1,25 @@
-"""Create the run's template and test databases on a server, and drop them at the end.
+"""Create the run's test database from a cached schema template, and drop it at the end.
 
 The given server database is used only for admin statements. Every database the
-harness creates has a unique name and a COMMENT saying who made it; nothing else on
-the server is created, altered, truncated or dropped.
+harness creates is named ``e2e_...`` and carries a COMMENT saying who made it;
+nothing else on the server is created, altered, truncated or dropped.
+
+Templates (``e2e_tpl_<schema key>``) outlive the run: they are the schema cache.
+Runs that need the same template take turns with a PostgreSQL advisory lock, so
+xdist workers and concurrent runs on one server build it once between them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import os
+import re
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+import time
+from typing import Protocol
 
 import asyncpg
 from sqlalchemy.engine import URL
@@ -27,8 +34,24 @@ from fastapi_e2e.errors import (
 
 CONNECT_TIMEOUT = 10.0
 NAME_PREFIX = "e2e_"
+TEMPLATE_PREFIX = "e2e_tpl_"
+COMMENT_PREFIX = "pytest-fastapi-e2e"
+_TEST_DB_COMMENT = re.compile(r"test database of pid (\d+) on (\S+),")
+_BUILT_BY = re.compile(r"built by run (\w+)")
 
-SchemaBuilder = Callable[[URL], Awaitable[None]]
+
+class SchemaSource(Protocol):
+    """Where the schema comes from: a key that changes when it does, and a builder."""
+
+    description: str
+
+    def key(self) -> str:
+        """A fingerprint of everything that defines the schema."""
+        ...
+
+    async def build(self, url: URL) -> None:
+        """Create the schema in the (empty) database at ``url``."""
+        ...
 
 
 def _quote(name: str) -> str:
@@ -53,25 +76,40 @@ async def connect_admin(url: URL, timeout: float = CONNECT_TIMEOUT) -> asyncpg.C
 
 
 class TestDatabase:
-    """A test database cloned from a template that holds the schema.
+    """A test database cloned from the schema template, which is built if missing.
 
-    ``async with TestDatabase(admin_url, build_schema) as db:`` creates
-    ``db.template_name`` and runs ``build_schema`` on it once, clones ``db.url``
-    from it, and on exit drops both (unless ``drop=False``, for a throwaway cluster).
+    ``async with TestDatabase(admin_url, schema) as db:`` finds or builds
+    ``db.template_name`` (named by the schema's key and the server's major version),
+    clones ``db.url`` from it, and on exit drops the clone (unless ``drop=False``,
+    for a throwaway cluster). ``rebuild=True`` rebuilds the template once per
+    ``run_id`` (xdist workers share one). Before all that, test databases of runs
+    that died on this host are dropped.
     """
 
     __test__ = False  # not a pytest test class, despite the name
 
     def __init__(
-        self, admin_url: URL, build_schema: SchemaBuilder | None, *, drop: bool = True
+        self,
+        admin_url: URL,
+        schema: SchemaSource | None,
+        *,
+        drop: bool = True,
+        rebuild: bool = False,
+        run_id: str | None = None,
+        label: str = "",
     ) -> None:
         self.admin_url = admin_url
-        self.build_schema = build_schema
+        self.schema = schema
         self.drop = drop
-        run_id = secrets.token_hex(4)
-        self.name = f"{NAME_PREFIX}{run_id}"
-        self.template_name = f"{self.name}_template"
-        self._created: list[str] = []
+        self.rebuild = rebuild
+        self.run_id = run_id or secrets.token_hex(4)
+        suffix = f"_{label}" if label else ""
+        self.name = f"{NAME_PREFIX}{secrets.token_hex(4)}{suffix}"
+        self.template_name = ""
+        self.template_reused = False
+        self.stale_dropped: list[str] = []
+        self.timings: dict[str, float] = {}
+        self._created = False
 
     @property
     def url(self) -> URL:
@@ -81,16 +119,75 @@ class TestDatabase:
     def template_url(self) -> URL:
         return self.admin_url.set(database=self.template_name)
 
-    def _comment(self, role: str) -> str:
+    def _stamp(self) -> str:
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        return (
-            f"pytest-fastapi-e2e {role} of pid {os.getpid()} on {socket.gethostname()}, "
-            f"created {now}; dropped when that run ends"
+        return f"pid {os.getpid()} on {socket.gethostname()}, created {now}"
+
+    async def __aenter__(self) -> TestDatabase:
+        admin = await connect_admin(self.admin_url)
+        try:
+            self.stale_dropped = await drop_stale_databases(admin)
+            started = time.perf_counter()
+            key = self.schema.key() if self.schema is not None else "no schema"
+            version = admin.get_server_version().major
+            digest = hashlib.sha256(f"{key}|postgres {version}".encode()).hexdigest()[:16]
+            self.template_name = f"{TEMPLATE_PREFIX}{digest}"
+            self.timings["schema key"] = time.perf_counter() - started
+            lock = _lock_id(self.template_name)
+            await admin.execute("SELECT pg_advisory_lock($1)", lock)
+            try:
+                started = time.perf_counter()
+                await self._ensure_template(admin)
+                self.timings["template"] = time.perf_counter() - started
+                started = time.perf_counter()
+                await self._create(admin, self.name, self.template_name)
+                self._created = True
+                comment = f"{COMMENT_PREFIX} test database of {self._stamp()}; dropped at its end"
+                await _comment(admin, self.name, comment)
+                self.timings["clone"] = time.perf_counter() - started
+            finally:
+                await admin.execute("SELECT pg_advisory_unlock($1)", lock)
+        except BaseException:
+            if self._created and not admin.is_closed():
+                await _drop(admin, self.name)
+            raise
+        finally:
+            if not admin.is_closed():
+                await admin.close()
+        return self
+
+    async def _ensure_template(self, admin: asyncpg.Connection) -> None:
+        """Reuse the finished template, or (re)build it; the caller holds the lock."""
+        row = await admin.fetchrow(
+            "SELECT datistemplate, shobj_description(oid, 'pg_database') AS comment "
+            "FROM pg_database WHERE datname = $1",
+            self.template_name,
+        )
+        if row is not None and row["datistemplate"]:
+            built_by = _BUILT_BY.search(row["comment"] or "")
+            this_run = built_by is not None and built_by.group(1) == self.run_id
+            if not self.rebuild or this_run:
+                self.template_reused = not this_run
+                return
+        if row is not None:  # half-built by a run that died, or to be rebuilt
+            await _drop(admin, self.template_name)
+        await self._create(admin, self.template_name, None)
+        try:
+            if self.schema is not None:
+                await self.schema.build(self.template_url)
+            await admin.execute(f"ALTER DATABASE {_quote(self.template_name)} IS_TEMPLATE true")
+        except BaseException:
+            await _drop(admin, self.template_name)
+            raise
+        what = self.schema.description if self.schema is not None else "no schema"
+        await _comment(
+            admin,
+            self.template_name,
+            f"{COMMENT_PREFIX} schema template ({what}) built by run {self.run_id} of "
+            f"{self._stamp()}; kept as a cache between runs, safe to drop",
         )
 
-    async def _create(
-        self, admin: asyncpg.Connection, name: str, role: str, template: str | None
-    ) -> None:
+    async def _create(self, admin: asyncpg.Connection, name: str, template: str | None) -> None:
         statement = f"CREATE DATABASE {_quote(name)}"
         if template is not None:
             statement += f" TEMPLATE {_quote(template)}"
@@ -105,36 +202,63 @@ class TestDatabase:
             raise DatabaseSetupError(
                 NO_CREATEDB.format(user=user, url=mask(self.admin_url), cause=exc)
             ) from None
-        self._created.append(name)
-        comment = self._comment(role).replace("'", "''")
-        await admin.execute(f"COMMENT ON DATABASE {_quote(name)} IS '{comment}'")
-
-    async def __aenter__(self) -> TestDatabase:
-        admin = await connect_admin(self.admin_url)
-        try:
-            await self._create(admin, self.template_name, "template", None)
-            if self.build_schema is not None:
-                await self.build_schema(self.template_url)
-            await self._create(admin, self.name, "test database", self.template_name)
-        except BaseException:
-            await self._drop_created(admin)
-            raise
-        finally:
-            if not admin.is_closed():
-                await admin.close()
-        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if not self.drop or not self._created:
             return
         admin = await connect_admin(self.admin_url)
         try:
-            await self._drop_created(admin)
+            await _drop(admin, self.name)
         finally:
             await admin.close()
 
-    async def _drop_created(self, admin: asyncpg.Connection) -> None:
-        force = " WITH (FORCE)" if admin.get_server_version().major >= 13 else ""
-        while self._created:
-            name = self._created.pop()
-            await admin.execute(f"DROP DATABASE IF EXISTS {_quote(name)}{force}")
+
+async def drop_stale_databases(admin: asyncpg.Connection) -> list[str]:
+    """Drop test databases whose run died on this host (its pid is gone); return their names.
+
+    Only databases whose COMMENT says this harness made them for a pid on this host
+    are considered, so other hosts' runs and anybody else's databases are safe.
+    """
+    rows = await admin.fetch(
+        "SELECT datname, shobj_description(oid, 'pg_database') AS comment FROM pg_database "
+        "WHERE datname LIKE 'e2e\\_%' AND NOT datistemplate"
+    )
+    host = socket.gethostname()
+    dropped = []
+    for row in rows:
+        match = _TEST_DB_COMMENT.search(row["comment"] or "")
+        if not (row["comment"] or "").startswith(COMMENT_PREFIX) or match is None:
+            continue
+        pid, on = int(match.group(1)), match.group(2)
+        if on == host and not pid_alive(pid):
+            await _drop(admin, row["datname"])
+            dropped.append(row["datname"])
+    return dropped
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock_id(name: str) -> int:
+    """A stable 64-bit advisory lock key for ``name``."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+async def _comment(admin: asyncpg.Connection, name: str, text: str) -> None:
+    literal = text.replace("'", "''")
+    await admin.execute(f"COMMENT ON DATABASE {_quote(name)} IS '{literal}'")
+
+
+async def _drop(admin: asyncpg.Connection, name: str) -> None:
+    force = " WITH (FORCE)" if admin.get_server_version().major >= 13 else ""
+    # A template cannot be dropped while it is marked as one.
+    await admin.execute(f"ALTER DATABASE {_quote(name)} IS_TEMPLATE false")
+    await admin.execute(f"DROP DATABASE IF EXISTS {_quote(name)}{force}")

@@ -1,17 +1,20 @@
-"""Build the schema into the template database: metadata create_all or Alembic to head."""
+"""The schema sources: metadata create_all or Alembic to head, each with a cache key."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, pool
-from sqlalchemy.engine import URL
+from sqlalchemy import MetaData, create_mock_engine, pool
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fastapi_e2e.errors import SCHEMA_FAILED, ConfigError, DatabaseSetupError
+from fastapi_e2e.importing import resolve
 
 
 async def create_all(url: URL, metadata: Any) -> None:
@@ -66,3 +69,62 @@ async def upgrade_to_head(url: URL, alembic_ini: str | os.PathLike[str]) -> None
         raise DatabaseSetupError(
             SCHEMA_FAILED.format(what=f"alembic upgrade head ({ini})", cause=exc)
         ) from exc
+
+
+class MetadataSchema:
+    """The schema of a SQLAlchemy MetaData (or the import string naming one)."""
+
+    description = "metadata.create_all"
+
+    def __init__(self, metadata: Any) -> None:
+        self._given = metadata
+
+    @functools.cached_property
+    def metadata(self) -> Any:
+        return resolve(self._given, "metadata")
+
+    def key(self) -> str:
+        """The DDL create_all would run, as PostgreSQL would receive it."""
+        statements: list[str] = []
+
+        def record(sql: Any, *args: Any, **kwargs: Any) -> None:
+            statements.append(str(sql.compile(dialect=engine.dialect)))
+
+        if not isinstance(self.metadata, MetaData):
+            return f"not metadata: {self.metadata!r}"  # build() reports the error
+        engine = create_mock_engine(make_url("postgresql+asyncpg://"), record)
+        self.metadata.create_all(engine, checkfirst=False)
+        return "\n".join(statements)
+
+    async def build(self, url: URL) -> None:
+        await create_all(url, self.metadata)
+
+
+class AlembicSchema:
+    """The schema that ``alembic upgrade head`` builds from an alembic.ini's scripts."""
+
+    def __init__(self, alembic_ini: str | os.PathLike[str]) -> None:
+        self.ini = alembic_ini
+        self.description = f"alembic upgrade head ({alembic_ini})"
+
+    def key(self) -> str:
+        """The ini file and every file of the script directory (env.py, versions)."""
+        ini = Path(self.ini)
+        if not ini.is_file():
+            return f"missing: {ini}"  # build() reports the error
+        try:
+            from alembic.config import Config
+            from alembic.script import ScriptDirectory
+
+            script_dir = Path(ScriptDirectory.from_config(Config(str(ini))).dir)
+        except Exception as exc:  # build() runs Alembic and reports it properly
+            return f"unreadable: {type(exc).__name__}: {exc}"
+        digest = hashlib.sha256(ini.read_bytes())
+        for path in sorted(script_dir.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(script_dir)).encode())
+                digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+    async def build(self, url: URL) -> None:
+        await upgrade_to_head(url, self.ini)
