@@ -80,7 +80,17 @@ class Admin:
         asyncio.run(go())
 
     def e2e_databases(self) -> list[str]:
-        rows = self.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_%'")
+        """The harness's databases other than finished schema templates (its cache):
+        test databases, and templates whose build did not finish."""
+        rows = self.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_%' AND NOT datistemplate"
+        )
+        return [r["datname"] for r in rows]
+
+    def e2e_templates(self) -> list[str]:
+        rows = self.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_tpl\\_%' AND datistemplate"
+        )
         return [r["datname"] for r in rows]
 
 

@@ -100,7 +100,7 @@ def test_summary_says_what_was_started_and_how_long_it_took(shop: pytest.Pyteste
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "fastapi-e2e: postgresql+asyncpg://*; test database e2e_*; started in: server *, "
-            "databases * s, app * s"
+            "fastapi-e2e: postgresql+asyncpg://*; schema template e2e_tpl_* *; test database "
+            "e2e_*; started in * s (server * s, schema key * s, template * s, clone * s, app * s)"
         ]
     )

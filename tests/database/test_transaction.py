@@ -113,7 +113,7 @@ def test_nothing_persists_after_the_run(shop: pytest.Pytester, admin: Admin) -> 
         """
     )
     shop.runpytest_subprocess("-s").assert_outcomes(passed=1)
-    # The run dropped its databases; nothing named like ours is left on the server.
+    # The run dropped its test database; only schema templates (the cache) remain.
     assert admin.e2e_databases() == []
 
 

@@ -175,7 +175,11 @@ class TestDatabase:
         try:
             if self.schema is not None:
                 await self.schema.build(self.template_url)
-            await admin.execute(f"ALTER DATABASE {_quote(self.template_name)} IS_TEMPLATE true")
+            # No connections: one (a GUI left open on it) would make every clone fail.
+            await admin.execute(
+                f"ALTER DATABASE {_quote(self.template_name)} "
+                "WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
+            )
         except BaseException:
             await _drop(admin, self.template_name)
             raise
@@ -231,7 +235,10 @@ async def drop_stale_databases(admin: asyncpg.Connection) -> list[str]:
             continue
         pid, on = int(match.group(1)), match.group(2)
         if on == host and not pid_alive(pid):
-            await _drop(admin, row["datname"])
+            try:
+                await _drop(admin, row["datname"])
+            except asyncpg.PostgresError:
+                continue  # another role's, or being dropped by a concurrent run
             dropped.append(row["datname"])
     return dropped
 
