@@ -69,6 +69,7 @@ def _worker_info(workerinput: dict[str, Any]) -> WorkerInfo:
 CLUSTER_URL = "fastapi_e2e_cluster_url"
 CLUSTER_ERROR = "fastapi_e2e_cluster_error"
 RUN_ID = "fastapi_e2e_run_id"
+SUMMARY = "fastapi_e2e_summary"
 
 
 class XdistController:
@@ -86,6 +87,7 @@ class XdistController:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.cluster: EmbeddedCluster | None = None
         self.error: str | None = None
+        self.summaries: list[str] = []
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[RUN_ID] = self.run_id
@@ -108,14 +110,29 @@ class XdistController:
         else:
             self.cluster = cluster
 
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        summary = getattr(node, "workeroutput", {}).get(SUMMARY)
+        if summary is not None:
+            self.summaries.append(f"{node.gateway.id}: {summary}")
+
+    # After the workers are gone, before the terminal summary reports the cache.
+    def pytest_sessionfinish(self) -> None:
         if self.loop is None:
             return
         try:
             if self.cluster is not None:
                 self.loop.run_until_complete(self.cluster.__aexit__(None, None, None))
+                self.summaries.append(
+                    f"embedded cluster in {self.cluster.run_dir} shared by the workers "
+                    f"({'restored from cache' if self.cluster.restored else 'initdb'}); "
+                    f"cluster cache: {self.cluster.cache_outcome}"
+                )
         finally:
             self.loop.close()
+            self.loop = None
+
+    def pytest_unconfigure(self) -> None:
+        self.pytest_sessionfinish()  # a session that ended before its finish hook
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -146,6 +163,17 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     summary = config.stash.get(fixtures.SUMMARY_KEY, None)
     if summary is not None:
         terminalreporter.write_line(f"fastapi-e2e: {summary}")
+    controller = config.pluginmanager.get_plugin("fastapi_e2e.xdist")
+    for line in getattr(controller, "summaries", []):
+        terminalreporter.write_line(f"fastapi-e2e: {line}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist sends workeroutput to the controller
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)
+    summary = session.config.stash.get(fixtures.SUMMARY_KEY, None)
+    if output is not None and summary is not None:
+        output[SUMMARY] = summary
 
 
 def _is_async_test(item: pytest.Function) -> bool:

@@ -138,7 +138,7 @@ class EmbeddedCluster:
         """Whether the data directory came from the cache (else from initdb)."""
         self.cache_outcome = "cache off"
         """What happened to the cache at exit, for the run's summary."""
-        self._templates_at_start: set[str] = set()
+        self._templates_at_start: set[tuple[str, int]] = set()
 
     @property
     def datadir(self) -> Path:
@@ -182,17 +182,18 @@ class EmbeddedCluster:
         finally:
             self._stop()
 
-    async def _templates(self) -> set[str]:
-        """Names of the finished schema templates in the cluster."""
+    async def _templates(self) -> set[tuple[str, int]]:
+        """The finished schema templates in the cluster, by name and oid (a rebuilt
+        template keeps its name but not its oid)."""
         admin = await connect_admin(self.url)
         try:
             rows = await admin.fetch(
-                "SELECT datname FROM pg_database WHERE datistemplate AND datname LIKE $1",
+                "SELECT datname, oid FROM pg_database WHERE datistemplate AND datname LIKE $1",
                 TEMPLATE_PREFIX.replace("_", "\\_") + "%",
             )
         finally:
             await admin.close()
-        return {row["datname"] for row in rows}
+        return {(row["datname"], row["oid"]) for row in rows}
 
     async def _save_to_cache(self, cache: SnapshotCache) -> None:
         """Snapshot the cluster when it holds something the cache lacks.
