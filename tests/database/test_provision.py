@@ -3,6 +3,12 @@ databases the harness creates there, and the errors for bad servers or credentia
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import CONFTEST, Admin
@@ -54,7 +60,8 @@ def test_creates_its_own_commented_databases_and_drops_only_those(
         "SELECT datistemplate, datallowconn, shobj_description(oid, 'pg_database') AS comment "
         "FROM pg_database WHERE datname LIKE 'e2e\\_tpl\\_%' ORDER BY oid DESC LIMIT 1"
     )
-    assert template["datistemplate"] and not template["datallowconn"]
+    assert template["datistemplate"]
+    assert not template["datallowconn"]
     assert "schema template (metadata.create_all) built by run" in template["comment"]
     rows = admin.fetch("SELECT v FROM keep", database=SENTINEL_DB)
     assert [r["v"] for r in rows] == ["mine"]
@@ -176,3 +183,81 @@ def test_sigterm_mid_run_still_drops_its_databases(shop: pytest.Pytester, admin:
     result = shop.runpytest_subprocess(timeout=60)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert admin.e2e_databases() == []
+
+
+# --- concurrent and killed runs on one server ---------------------------------------
+
+FRESH_SCHEMA_CONFTEST = """
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table
+from fastapi_e2e import E2EConfig
+
+metadata = MetaData()
+Table("{table}", metadata, Column("id", Integer, primary_key=True))
+
+@pytest.fixture(scope="session")
+def e2e_config():
+    return E2EConfig(app="shop:create_app", metadata=metadata, database_url_env="DATABASE_URL")
+"""
+
+RECORD_DATABASE = """
+import pathlib, time
+from sqlalchemy import text
+
+async def test_record(db_connection, e2e_database_url):
+    await db_connection.execute(text("INSERT INTO {table} VALUES (1)"))
+    time.sleep(0.5)  # overlap with the other run
+    count = await db_connection.scalar(text("SELECT count(*) FROM {table}"))
+    assert count == 1
+    pathlib.Path("db-" + e2e_database_url.database).touch()
+"""
+
+
+def test_concurrent_runs_on_one_server_build_the_template_once_and_do_not_collide(
+    shop: pytest.Pytester, admin: Admin
+) -> None:
+    # A schema no earlier run built, so both runs race to build its template.
+    table = f"race_{os.getpid()}_{int(time.time() * 1000)}"
+    shop.makeconftest(FRESH_SCHEMA_CONFTEST.format(table=table))
+    shop.makepyfile(test_race=RECORD_DATABASE.format(table=table))
+    env = {**os.environ, "PYTHONPATH": str(shop.path)}
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+    runs = [
+        subprocess.Popen(
+            command, cwd=shop.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120)[0].decode() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    verdicts = sorted(
+        "built" if " built;" in output else "reused" if " reused;" in output else output
+        for output in outputs
+    )
+    assert verdicts == ["built", "reused"]
+    assert len(list(Path(shop.path).glob("db-e2e_*"))) == 2  # two distinct test databases
+    assert admin.e2e_databases() == []
+
+
+def test_databases_of_a_killed_run_are_dropped_by_the_next_run(
+    shop: pytest.Pytester, admin: Admin
+) -> None:
+    shop.makepyfile(
+        test_killed="""
+        import os, pathlib, signal
+
+        async def test_dies(db_session, e2e_database_url):
+            pathlib.Path("orphan.txt").write_text(e2e_database_url.database)
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    shop.runpytest_subprocess(timeout=60)
+    orphan = (Path(shop.path) / "orphan.txt").read_text()
+    assert orphan in admin.e2e_databases()  # nothing could drop it
+
+    (Path(shop.path) / "test_killed.py").unlink()
+    shop.makepyfile(test_next="async def test_ok(db_session):\n    pass\n")
+    result = shop.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*dropped * stale database(s) of dead runs*"])
+    assert orphan not in admin.e2e_databases()

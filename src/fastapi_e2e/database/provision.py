@@ -166,8 +166,8 @@ class TestDatabase:
         if row is not None and row["datistemplate"]:
             built_by = _BUILT_BY.search(row["comment"] or "")
             this_run = built_by is not None and built_by.group(1) == self.run_id
-            if not self.rebuild or this_run:
-                self.template_reused = not this_run
+            if not self.rebuild or this_run:  # rebuilt once per run, by the first worker
+                self.template_reused = True
                 return
         if row is not None:  # half-built by a run that died, or to be rebuilt
             await _drop(admin, self.template_name)

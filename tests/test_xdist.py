@@ -1,0 +1,87 @@
+"""pytest-xdist: one embedded cluster per run, owned by the controller; the template
+built once; each worker its own test database, seeing only its own data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# Each test writes a row and checks it is the only one, then records which worker,
+# database and server it ran on. Six files so both workers get some.
+RECORDING_TEST = """
+from pathlib import Path
+from sqlalchemy import func, select
+from shop import Thing
+
+async def test_{n}(client, db_session, e2e_database_url, worker_id):
+    response = await client.post("/things", params={{"name": "row-{n}"}})
+    assert response.status_code == 201
+    assert await db_session.scalar(select(func.count(Thing.id))) == 1
+    server = e2e_database_url.query.get("host", e2e_database_url.host)
+    Path("seen-{n}.txt").write_text(f"{{worker_id}} {{e2e_database_url.database}} {{server}}")
+"""
+
+
+def _write_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(**{f"test_{n}": RECORDING_TEST.format(n=n) for n in range(6)})
+
+
+def _seen(pytester: pytest.Pytester) -> list[tuple[str, str, str]]:
+    lines = [p.read_text().split() for p in sorted(Path(pytester.path).glob("seen-*.txt"))]
+    return [(worker, database, server) for worker, database, server in lines]
+
+
+@pytest.fixture
+def embedded(
+    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> pytest.Pytester:
+    monkeypatch.delenv("E2E_DATABASE_URL")
+    monkeypatch.setenv("E2E_CACHE_DIR", str(tmp_path / "cache"))
+    return shop
+
+
+def test_workers_share_one_cluster_and_each_gets_its_own_database(
+    embedded: pytest.Pytester,
+) -> None:
+    _write_tests(embedded)
+    result = embedded.runpytest_subprocess("-n", "2", "-p", "xdist")
+    result.assert_outcomes(passed=6)
+    seen = _seen(embedded)
+    assert {worker for worker, _, _ in seen} == {"gw0", "gw1"}
+    by_worker = {worker: database for worker, database, _ in seen}
+    assert len(set(by_worker.values())) == 2
+    for worker, database in by_worker.items():
+        assert database.endswith(f"_{worker}")
+    assert len({server for _, _, server in seen}) == 1  # one cluster for the run
+    result.stdout.fnmatch_lines_random(
+        [
+            "fastapi-e2e: gw*: embedded cluster of the xdist controller, gw*; "
+            "schema template e2e_tpl_* built;*",
+            "fastapi-e2e: gw*: embedded cluster of the xdist controller, gw*; "
+            "schema template e2e_tpl_* reused;*",
+            "fastapi-e2e: embedded cluster in * shared by the workers (initdb); "
+            "cluster cache: saved",
+        ]
+    )
+    # The controller stopped the cluster and removed its directory.
+    assert not Path(seen[0][2]).exists()
+
+
+def test_workers_on_an_existing_server_get_distinct_databases(shop: pytest.Pytester, admin) -> None:
+    _write_tests(shop)
+    result = shop.runpytest_subprocess("-n", "2", "-p", "xdist")
+    result.assert_outcomes(passed=6)
+    databases = {database for _, database, _ in _seen(shop)}
+    assert len(databases) == 2
+    assert not databases & set(admin.e2e_databases())  # each worker dropped its own
+
+
+def test_cluster_failure_on_the_controller_is_reported_by_the_workers(
+    embedded: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PG_BINDIR", str(tmp_path / "no-postgres-here"))
+    _write_tests(embedded)
+    result = embedded.runpytest_subprocess("-n", "2", "-p", "xdist", timeout=120)
+    result.assert_outcomes(errors=6)
+    result.stdout.fnmatch_lines(["*no-postgres-here*"])
