@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import threading
 import traceback
@@ -116,6 +117,10 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     settings = request.config.stash[SETTINGS_KEY]
     run = E2ERun(e2e_config, settings, request.config.stash.get(WORKER_KEY, None))
     _run_or_fail(runner, run.__aenter__())
+    # What exists now (the app, SQLAlchemy, pydantic: hundreds of thousands of
+    # objects) lives for the run; without this each full collection re-scans it all
+    # (~70 ms each, one every few hundred tests: ~0.15 ms per test).
+    gc.freeze()
     request.config.stash[RUN_KEY] = run
     # Per test, the loop runs the short setup and teardown itself: the runner's
     # run() re-installs a SIGINT handler each time, which costs more than the work.
@@ -123,6 +128,7 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     request.config.stash[SUMMARY_KEY] = run.summary()
     with _sigterm_as_interrupt():
         yield run
+    gc.unfreeze()
     del request.config.stash[RUN_KEY]
     del request.config.stash[LOOP_KEY]
     _run_or_fail(runner, run.__aexit__(None, None, None))  # e.g. lifespan shutdown failed

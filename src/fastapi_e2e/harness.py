@@ -22,7 +22,12 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import pool
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from fastapi_e2e.client.app import AppUnderTest, ServerError
 from fastapi_e2e.client.transport import TimeoutASGITransport
@@ -139,6 +144,9 @@ class E2ERun:
             self.url, poolclass=pool.AsyncAdaptedQueuePool, pool_size=2, max_overflow=8
         )
         self._stack.push_async_callback(self.engine.dispose)
+        self.idle_connection: AsyncConnection | None = None
+        """The last test's connection, clean and open, for the next test."""
+        self._stack.push_async_callback(self._close_idle_connection)
         self.sessionmakers = [
             resolve(maker, "sessionmakers") for maker in self.config.sessionmakers
         ]
@@ -183,6 +191,11 @@ class E2ERun:
         self.guard = self._stack.enter_context(
             EscapeGuard(self.engine.sync_engine, self._dependency_name())
         )
+
+    async def _close_idle_connection(self) -> None:
+        if self.idle_connection is not None:
+            await self.idle_connection.close()
+            self.idle_connection = None
 
     def summary(self) -> str:
         """One line on what the run reused or built, and how long each part took."""
@@ -279,7 +292,9 @@ class E2ETest:
             run.engine,
             sessionmakers=run.sessionmakers,
             app_session_options=run.app_session_options,
+            connection=run.idle_connection,
         ).__aenter__()
+        run.idle_connection = None
         self.app = run.app_under_test.app
         self._fastapi = self.app if isinstance(self.app, FastAPI) else None
         self._saved_overrides: dict[Any, Any] = {}
@@ -330,6 +345,8 @@ class E2ETest:
                 self._fastapi.dependency_overrides.clear()
                 self._fastapi.dependency_overrides.update(self._saved_overrides)
             await self.tx.__aexit__(exc_type, exc, tb)
+            if self.tx.kept_open:
+                self.run.idle_connection = self.tx.connection
 
     def server_errors(self) -> list[ServerError]:
         return self.run.app_under_test.errors.errors

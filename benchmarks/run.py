@@ -1,0 +1,310 @@
+"""Benchmark the harness against the other ways of isolating tests, in one run.
+
+    python benchmarks/run.py [--repeat 5] [--tests 500] [--http-tests 400] [--json out.json]
+
+Every number comes from real pytest runs in subprocesses, on generated suites in a
+temporary directory, against the embedded PostgreSQL cluster. It prints a table of
+medians with ratios:
+
+* per-test cost of each isolation strategy, for a test that asks for a database
+  session and does nothing else: a bare pytest-asyncio test (no database), the
+  harness (``client`` + ``db_session``, rolled back), TRUNCATE of every table after
+  each test, drop_all + create_all before each test, and a new engine per test;
+  and the harness with a 100-table schema and with one HTTP request per test;
+* start-up of the harness, cold (empty cache: initdb, schema, template) and warm;
+* wall time of an HTTP suite with ``-n 0`` and ``-n 2`` (pytest-xdist).
+
+Per-test costs are measured inside pytest, from the end of the first test (which
+pays for start-up) to the end of the last, divided by the number of tests after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+TIMING_PLUGIN = """
+import json, os, time
+import pytest
+
+_state = {"n": 0}
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    yield
+    _state["n"] += 1
+    _state["first" if _state["n"] == 1 else "last"] = time.perf_counter()
+
+def pytest_unconfigure(config):
+    if _state["n"] > 1:
+        per_test = (_state["last"] - _state["first"]) / (_state["n"] - 1)
+        with open(os.environ["BENCH_OUT"], "w") as out:
+            json.dump({"per_test": per_test}, out)
+"""
+
+CONFTEST = '''
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+import bench_app
+from fastapi_e2e import E2EConfig
+
+
+@pytest.fixture(scope="session")
+def e2e_config():
+    return E2EConfig(
+        app="bench_app:create_app",
+        session_dependency="bench_app:get_session",
+        metadata="bench_app:Base.metadata",
+        sessionmakers=["bench_app:SessionLocal"],
+        database_url_env="DATABASE_URL",
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_engine(e2e_database_url):
+    return create_async_engine(e2e_database_url)
+
+
+@pytest.fixture
+async def truncated_session(shared_engine):
+    """The common alternative: commit freely, TRUNCATE every table afterwards."""
+    async with AsyncSession(shared_engine) as session:
+        yield session
+    tables = ", ".join(table.name for table in bench_app.Base.metadata.sorted_tables)
+    async with shared_engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+async def recreated_session(shared_engine):
+    """Drop and create the schema before each test."""
+    async with shared_engine.begin() as connection:
+        await connection.run_sync(bench_app.Base.metadata.drop_all)
+        await connection.run_sync(bench_app.Base.metadata.create_all)
+    async with AsyncSession(shared_engine) as session:
+        yield session
+
+
+@pytest.fixture
+async def own_engine_session(e2e_database_url):
+    """An engine per test (the usual fix for 'attached to a different loop')."""
+    engine = create_async_engine(e2e_database_url)
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        async with AsyncSession(bind=connection) as session:
+            yield session
+        await transaction.rollback()
+    await engine.dispose()
+'''
+
+PYTEST_INI = """
+[pytest]
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = session
+asyncio_default_test_loop_scope = session
+"""
+
+BODIES = {
+    "bare": ("", "pass"),
+    "harness": ("client, db_session", "pass"),
+    "truncate": ("truncated_session", "pass"),
+    "drop_create": ("recreated_session", "pass"),
+    "engine_per_test": ("own_engine_session", "pass"),
+    "harness_get": ("client, db_session", "assert (await client.get('/things')).json() == []"),
+    "http": (
+        "client, db_session",
+        "assert (await client.post('/things', params={'name': 'n{n}'})).status_code == 201\n"
+        "    assert (await client.get('/things')).json() == ['n{n}']",
+    ),
+}
+
+
+def write_suite(directory: Path, kind: str, count: int) -> None:
+    directory.mkdir(parents=True)
+    shutil.copy(HERE / "bench_app.py", directory / "bench_app.py")
+    (directory / "conftest.py").write_text(CONFTEST)
+    (directory / "bench_timing.py").write_text(TIMING_PLUGIN)
+    (directory / "pytest.ini").write_text(PYTEST_INI)
+    arguments, body = BODIES[kind]
+    # Tests spread over files of 50, as a real suite would be.
+    for start in range(0, count, 50):
+        lines = [
+            f"async def test_{n}({arguments}):\n    " + body.replace("{n}", str(n)) + "\n"
+            for n in range(start, min(start + 50, count))
+        ]
+        (directory / f"test_{kind}_{start:04d}.py").write_text("\n".join(lines))
+
+
+def run_pytest(
+    directory: Path, *args: str, cache: Path, env_extra: dict[str, str] | None = None
+) -> tuple[float, dict[str, float], str]:
+    """Run pytest in ``directory``; return wall seconds, the timing plugin's output, stdout."""
+    out = directory / "bench-out.json"
+    out.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "BENCH_OUT": str(out),
+        "E2E_CACHE_DIR": str(cache),
+        "PYTHONPATH": str(directory),
+        **(env_extra or {}),
+    }
+    env.pop("E2E_DATABASE_URL", None)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "bench_timing"]
+    command += args
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"pytest failed in {directory}:\n{result.stdout[-3000:]}{result.stderr}")
+    timing = json.loads(out.read_text()) if out.exists() else {}
+    return wall, timing, result.stdout
+
+
+def started_in(stdout: str) -> float:
+    match = re.search(r"started in ([0-9.]+) s", stdout)
+    if match is None:
+        raise SystemExit(f"no start-up time in the output:\n{stdout[-2000:]}")
+    return float(match.group(1))
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (median)")
+    parser.add_argument("--tests", type=int, default=500, help="tests per isolation suite")
+    parser.add_argument("--http-tests", type=int, default=400, help="tests in the xdist suite")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    options = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="e2e-bench-"))
+    cache = work / "cache"
+    results: dict[str, float] = {}
+    rows: list[tuple[str, str, str]] = []
+    try:
+        print(f"machine: {machine()}", flush=True)
+
+        def per_test(kind: str, count: int, env: dict[str, str] | None = None) -> float:
+            directory = work / f"{kind}-{count}-{len(env or {})}"
+            if not directory.exists():
+                write_suite(directory, kind, count)
+            run_pytest(directory, cache=cache, env_extra=env)  # warm the cache and the disk
+            samples = [
+                run_pytest(directory, cache=cache, env_extra=env)[1]["per_test"]
+                for _ in range(options.repeat)
+            ]
+            value = statistics.median(samples)
+            print(
+                f"  {kind} ({count} tests, {env or 'default schema'}): {value * 1000:.3f} ms/test",
+                flush=True,
+            )
+            return value
+
+        print("per-test cost, median of", options.repeat, "runs:", flush=True)
+        bare = results["bare_ms"] = per_test("bare", options.tests) * 1000
+        for kind, label in [
+            ("harness", "harness: client + db_session, rolled back"),
+            ("truncate", "TRUNCATE every table after each test"),
+            ("drop_create", "drop_all + create_all before each test"),
+            ("engine_per_test", "new engine per test"),
+            ("harness_get", "harness + one GET per test"),
+        ]:
+            count = options.tests if kind.startswith("harness") else min(options.tests, 200)
+            value = results[f"{kind}_ms"] = per_test(kind, count) * 1000
+            rows.append(
+                (label, f"{value:.2f} ms", f"{value / bare:.1f}x bare, +{value - bare:.2f} ms")
+            )
+        wide = results["harness_100_tables_ms"] = (
+            per_test("harness", options.tests, {"BENCH_EXTRA_TABLES": "99"}) * 1000
+        )
+        rows.append(
+            (
+                "harness, 100-table schema",
+                f"{wide:.2f} ms",
+                f"{wide / results['harness_ms']:.2f}x the 10-table schema",
+            )
+        )
+        rows.insert(0, ("bare pytest-asyncio test (no database)", f"{bare:.2f} ms", "1.0x"))
+
+        print("start-up (harness's own 'started in'), median of", options.repeat, "runs:")
+        one = work / "one"
+        write_suite(one, "harness", 1)
+        cold, warm, cold_wall, warm_wall = [], [], [], []
+        for attempt in range(options.repeat):
+            fresh = work / f"cold-cache-{attempt}"
+            wall, _, stdout = run_pytest(one, cache=fresh)
+            cold.append(started_in(stdout))
+            cold_wall.append(wall)
+            wall, _, stdout = run_pytest(one, cache=fresh)
+            warm.append(started_in(stdout))
+            warm_wall.append(wall)
+        for name, starts, walls in [("cold", cold, cold_wall), ("warm", warm, warm_wall)]:
+            results[f"{name}_start_s"] = statistics.median(starts)
+            results[f"{name}_wall_s"] = statistics.median(walls)
+            rows.append(
+                (
+                    f"{name} start ({'empty cache' if name == 'cold' else 'cache present'})",
+                    f"{results[f'{name}_start_s']:.2f} s",
+                    f"whole 1-test pytest process {results[f'{name}_wall_s']:.2f} s",
+                )
+            )
+            print(f"  {name}: {results[f'{name}_start_s']:.2f} s", flush=True)
+
+        print(f"{options.http_tests}-test HTTP suite, wall time, median of {options.repeat}:")
+        http = work / "http"
+        write_suite(http, "http", options.http_tests)
+        run_pytest(http, "-p", "xdist", "-n", "0", cache=cache)
+        serial = statistics.median(
+            run_pytest(http, "-p", "xdist", "-n", "0", cache=cache)[0]
+            for _ in range(options.repeat)
+        )
+        parallel = statistics.median(
+            run_pytest(http, "-p", "xdist", "-n", "2", cache=cache)[0]
+            for _ in range(options.repeat)
+        )
+        results.update(http_n0_s=serial, http_n2_s=parallel)
+        rows.append((f"{options.http_tests} HTTP tests, -n 0", f"{serial:.2f} s", ""))
+        rows.append(
+            (
+                f"{options.http_tests} HTTP tests, -n 2",
+                f"{parallel:.2f} s",
+                f"{serial / parallel:.2f}x faster than -n 0",
+            )
+        )
+
+        print()
+        print(f"| measurement (median of {options.repeat}) | value | ratio |")
+        print("|---|---|---|")
+        for label, value, ratio in rows:
+            print(f"| {label} | {value} | {ratio} |")
+        if options.json is not None:
+            options.json.write_text(json.dumps({"machine": machine(), **results}, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
