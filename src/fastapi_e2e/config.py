@@ -17,11 +17,15 @@ from typing import Any, Literal
 from sqlalchemy.engine import URL
 
 from fastapi_e2e.database.urls import parse_server_url
-from fastapi_e2e.errors import ConfigError
+from fastapi_e2e.errors import BAD_FLAG, BAD_TRACE_MODE, ConfigError
 
 Source = Literal["E2EConfig", "command line", "environment", "ini", "default"]
 
 DEFAULT_LIFESPAN_TIMEOUT = 10.0
+TRACE_MODES = ("off", "retain-on-failure", "on")
+DEFAULT_TRACE_DIR = ".e2e-traces"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,9 @@ class Settings:
     lifespan_timeout: Setting = field(
         default_factory=lambda: Setting(DEFAULT_LIFESPAN_TIMEOUT, "default")
     )
+    trace: Setting = field(default_factory=lambda: Setting("off", "default"))
+    trace_dir: Setting = field(default_factory=lambda: Setting(DEFAULT_TRACE_DIR, "default"))
+    strict_server_errors: Setting = field(default_factory=lambda: Setting(False, "default"))
 
     def server_url(self) -> URL | None:
         """The existing server to use, as an asyncpg URL; None for the embedded cluster.
@@ -119,6 +126,8 @@ class Option:
     dest: str
     help: str
     env: str | None = None
+    flag_only: bool = False
+    """A command-line switch taking no value (the ini key takes true/false)."""
 
     @property
     def flag(self) -> str:
@@ -143,6 +152,23 @@ OPTIONS = (
         "e2e_lifespan_timeout",
         f"Seconds allowed for the app's lifespan startup and shutdown "
         f"(default {DEFAULT_LIFESPAN_TIMEOUT:g}).",
+    ),
+    Option(
+        "e2e_trace",
+        "Write a trace file (JSON and HTML: requests, server tracebacks, SQL, logs) per "
+        "test: off, retain-on-failure (only failed tests) or on (default off). The "
+        "report of a failing test shows the same things either way.",
+    ),
+    Option(
+        "e2e_trace_dir",
+        f"Directory for trace files (default {DEFAULT_TRACE_DIR}; one subdirectory per "
+        "xdist worker).",
+    ),
+    Option(
+        "e2e_strict_server_errors",
+        "Fail a test that passed while the app raised an exception behind a 5xx "
+        "response or one that escaped the app (default: such tests pass).",
+        flag_only=True,
     ),
 )
 
@@ -178,4 +204,23 @@ def resolve_settings(
             ) from None
         check_timeout(number, f"e2e_lifespan_timeout from {timeout.source}")
         settings = dataclasses.replace(settings, lifespan_timeout=Setting(number, timeout.source))
+    trace = settings.trace
+    if trace.value not in TRACE_MODES:
+        raise ConfigError(
+            BAD_TRACE_MODE.format(
+                source=trace.source, value=trace.value, choices=", ".join(TRACE_MODES)
+            )
+        )
+    strict = settings.strict_server_errors
+    if not isinstance(strict.value, bool):
+        text = str(strict.value).strip().lower()
+        if text not in _TRUE + _FALSE:
+            raise ConfigError(
+                BAD_FLAG.format(
+                    name="e2e_strict_server_errors", source=strict.source, value=strict.value
+                )
+            )
+        settings = dataclasses.replace(
+            settings, strict_server_errors=Setting(text in _TRUE, strict.source)
+        )
     return settings

@@ -23,12 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from fastapi_e2e import errors
 from fastapi_e2e.config import E2EConfig, Settings
+from fastapi_e2e.diagnosis.queries import QueryCounter
+from fastapi_e2e.diagnosis.record import Limits
 from fastapi_e2e.harness import E2ERun, E2ETest
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 TEST_KEY = pytest.StashKey[E2ETest]()
 RUN_KEY = pytest.StashKey[E2ERun]()
 SUMMARY_KEY = pytest.StashKey[str]()
+
+FULL_BODY_BYTES = 1024 * 1024
 
 # pytest-asyncio's runner for the session-scoped loop (its name is stable since 1.0).
 SESSION_RUNNER = "_session_scoped_runner"
@@ -107,6 +111,8 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
         _fail(errors.ConfigError(errors.BAD_CONFIG_FIXTURE.format(value=e2e_config)))
     runner: _Runner = request.getfixturevalue(SESSION_RUNNER)
     run = E2ERun(e2e_config, request.config.stash[SETTINGS_KEY])
+    if request.config.get_verbosity() >= 2:  # -vv shows whole bodies: keep more of them
+        run.recording_limits = Limits(body_bytes=FULL_BODY_BYTES)
     _run_or_fail(runner, run.__aenter__())
     request.config.stash[RUN_KEY] = run
     request.config.stash[SUMMARY_KEY] = run.summary()
@@ -245,4 +251,20 @@ def e2e_database_url(request: pytest.FixtureRequest) -> URL:
     return _get_run(request).url
 
 
-PUBLIC_FIXTURES = frozenset({"client", "db_session", "db_connection", "app", "e2e_database_url"})
+@pytest.fixture
+def e2e_queries(_e2e_test: E2ETest) -> QueryCounter:
+    """Assert how many SQL statements a block runs, function scope.
+
+    ``with e2e_queries.exactly(3):`` or ``with e2e_queries.at_most(5):`` around
+    ``await client.get(...)`` calls (a plain ``with``, also in async tests) counts the
+    statements run on the test's connection inside the block, by the test and by the
+    app, leaving out SAVEPOINT/RELEASE/ROLLBACK TO bookkeeping. A failure lists them
+    and flags a statement repeated within one request (an N+1 pattern).
+    ``with e2e_queries.capture() as queries:`` only collects them (``queries.sql``).
+    """
+    return QueryCounter(_e2e_test.recording)
+
+
+PUBLIC_FIXTURES = frozenset(
+    {"client", "db_session", "db_connection", "app", "e2e_database_url", "e2e_queries"}
+)

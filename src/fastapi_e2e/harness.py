@@ -23,7 +23,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from fastapi_e2e.client.app import AppUnderTest, ServerError
+from fastapi_e2e.client.app import AppUnderTest
 from fastapi_e2e.client.transport import TimeoutASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
 from fastapi_e2e.database import schema
@@ -33,6 +33,7 @@ from fastapi_e2e.database.guard import EscapeGuard
 from fastapi_e2e.database.provision import SchemaBuilder, TestDatabase
 from fastapi_e2e.database.transaction import SharedTransaction, session_options_of
 from fastapi_e2e.database.urls import mask
+from fastapi_e2e.diagnosis import record
 from fastapi_e2e.errors import ConfigError
 from fastapi_e2e.importing import resolve
 
@@ -81,6 +82,7 @@ class E2ERun:
         self.settings = settings
         self.timings: dict[str, float] = {}
         self.description = ""
+        self.recording_limits = record.Limits()
 
     async def __aenter__(self) -> E2ERun:
         self._stack = AsyncExitStack()
@@ -120,6 +122,7 @@ class E2ERun:
             self.url, poolclass=pool.AsyncAdaptedQueuePool, pool_size=2, max_overflow=8
         )
         self._stack.push_async_callback(self.engine.dispose)
+        record.install_sql_recording(self.engine)
         self.sessionmakers = [
             resolve(maker, "sessionmakers") for maker in self.config.sessionmakers
         ]
@@ -239,7 +242,10 @@ class E2ETest:
             if run.dependency is not None:
                 override = run.override.__get__(self.tx)
                 self._fastapi.dependency_overrides[run.dependency] = override
-        run.app_under_test.errors.take()
+        self.recording = record.Recording(run.recording_limits)
+        self._connection_info = self.tx.connection.sync_connection.info  # type: ignore[union-attr]
+        record.attach(self.recording, self._connection_info)
+        run.app_under_test.recording = self.recording
         run.app_under_test.gate = self.tx.gate
         run.guard.in_test = True
         self.client = httpx.AsyncClient(
@@ -265,6 +271,8 @@ class E2ETest:
     ) -> None:
         self.run.guard.in_test = False
         self.run.app_under_test.gate = None
+        self.run.app_under_test.recording = None
+        record.attach(None, self._connection_info)
         try:
             await self.client.aclose()
         finally:
@@ -272,6 +280,3 @@ class E2ETest:
                 self._fastapi.dependency_overrides.clear()
                 self._fastapi.dependency_overrides.update(self._saved_overrides)
             await self.tx.__aexit__(exc_type, exc, tb)
-
-    def server_errors(self) -> list[ServerError]:
-        return self.run.app_under_test.errors.errors
