@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import shop
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from shop import Thing, get_session
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-
-import shop
-from shop import Thing, get_session
 
 
 class Handled(LookupError):
