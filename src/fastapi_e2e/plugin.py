@@ -173,14 +173,20 @@ def _write_trace(item: pytest.Item, test: Any, settings: Any) -> None:
     )
 
 
+def _add_note(exc: BaseException, note: str | None) -> None:
+    if note is None or note in getattr(exc, "__notes__", ()):
+        return
+    notes.add_note(exc, note)
+    if isinstance(exc, pytest.fail.Exception) and not exc.pytrace:
+        exc.msg = f"{exc.msg}\n\n{note}"  # pytest shows only the message of these
+
+
 def _explain(item: pytest.Item, exc: BaseException) -> None:
     """Notes under a failing test's error: known causes, and server exceptions seen."""
-    notes.explain_on(exc)
+    _add_note(exc, notes.explain(exc))
     test = item.stash.get(fixtures.TEST_KEY, None)
     if test is not None and not isinstance(exc, pytest.skip.Exception):
-        note = report_module.server_error_note(test.recording)
-        if note is not None:
-            notes.add_note(exc, note)
+        _add_note(exc, report_module.server_error_note(test.recording))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -188,7 +194,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     try:
         return (yield)
     except BaseException as exc:
-        notes.explain_on(exc)
+        _add_note(exc, notes.explain(exc))
         raise
 
 
@@ -212,5 +218,5 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     try:
         return (yield)
     except BaseException as exc:
-        notes.explain_on(exc)
+        _add_note(exc, notes.explain(exc))
         raise

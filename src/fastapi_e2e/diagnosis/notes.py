@@ -53,10 +53,3 @@ def add_note(exc: BaseException, note: str) -> None:
     if note not in notes:
         # BaseException.add_note() is 3.11+; the attribute is what it sets.
         exc.__notes__ = [*notes, note]  # type: ignore[attr-defined]
-
-
-def explain_on(exc: BaseException) -> None:
-    """Add the known-cause note to ``exc`` if there is one."""
-    note = explain(exc)
-    if note is not None:
-        add_note(exc, note)
