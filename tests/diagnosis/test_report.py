@@ -5,20 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import CONFTEST
-
-NO_HANG = 60
-
-
-@pytest.fixture
-def report(shop: pytest.Pytester) -> pytest.Pytester:
-    """The shop dir with report_app (shop plus failing routes) as the app under test."""
-    shop.copy_example("report_app.py")
-    shop.makeconftest(
-        "import report_app\n"
-        + CONFTEST.format(extra="").replace('"shop:create_app"', '"report_app:create_app"')
-    )
-    return shop
+from tests.diagnosis.conftest import NO_HANG
 
 
 def test_exchange_shows_request_response_route_and_json_bodies(report: pytest.Pytester) -> None:

@@ -25,8 +25,9 @@ def trace_stem(directory: Path, nodeid: str, worker: str | None) -> Path:
 def write_trace(stem: Path, data: dict[str, Any], scrub: Any) -> list[Path]:
     """Write ``stem``.json and ``stem``.html; ``scrub`` removes secrets from the text."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    json_path = stem.with_suffix(".json")
-    html_path = stem.with_suffix(".html")
+    # Not with_suffix(): node ids contain dots ("test_x.py_test_y").
+    json_path = stem.parent / f"{stem.name}.json"
+    html_path = stem.parent / f"{stem.name}.html"
     json_path.write_text(scrub(json.dumps(data, indent=2, default=str)), encoding="utf-8")
     html_path.write_text(scrub(render_html(data)), encoding="utf-8")
     return [json_path, html_path]
