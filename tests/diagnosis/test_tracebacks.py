@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import json
+import sys
 import traceback
+
+import pytest
 
 from fastapi_e2e.diagnosis.tracebacks import format_exception, library_of
 
@@ -22,10 +26,12 @@ def test_library_frames_are_collapsed_but_the_raising_frame_is_shown() -> None:
     assert lines[-1].startswith("json.decoder.JSONDecodeError")
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception groups are 3.11+")
 def test_exception_groups_are_flattened() -> None:
+    group = builtins.ExceptionGroup  # type: ignore[attr-defined]
     try:
-        raise ExceptionGroup("two", [ValueError("first"), KeyError("second")])
-    except ExceptionGroup as exc:
+        raise group("two", [ValueError("first"), KeyError("second")])
+    except group as exc:
         lines = format_exception(traceback.TracebackException.from_exception(exc))
     assert lines[0] == "ExceptionGroup: two (2 sub-exceptions) (flattened: 2 exceptions)"
     assert "ValueError: first" in lines
