@@ -398,7 +398,7 @@ def test_failing_test_shows_the_server_traceback(shop: pytest.Pytester) -> None:
         [
             "*- fastapi-e2e: requests, server exceptions and SQL -*",
             "[[]1] GET http://testserver/boom -> 500 Internal Server Error in * ms",
-            "    server exception (escaped the app):",
+            "    server exception (unhandled: it propagated out of the app):",
             '*File "*shop.py", line *, in boom',
             "*ValueError: kaboom from the server",
         ]

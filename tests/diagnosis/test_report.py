@@ -59,19 +59,19 @@ def test_requests_are_listed_in_order_newest_last(report: pytest.Pytester) -> No
     [
         pytest.param(
             "/report/handled",
-            "turned into this response by an exception handler or middleware",
+            "handled: an exception handler or middleware turned it into this response",
             "report_app.Handled: lookup failed behind a 500 handler",
             id="exception-handler-for-a-class",
         ),
         pytest.param(
             "/report/any",
-            "escaped the app",
+            "unhandled: it propagated out of the app",
             "RuntimeError: caught by the Exception handler",
             id="exception-handler-for-Exception",
         ),
         pytest.param(
             "/report/swallowed",
-            "turned into this response by an exception handler or middleware",
+            "handled: an exception handler or middleware turned it into this response",
             "KeyError: 'swallowed by middleware'",
             id="middleware-catching-call_next",
         ),
@@ -147,7 +147,7 @@ def test_strict_server_errors_fails_a_passing_test_the_app_raised_in(
             "*test_raised*",
             "The test passed, but the app raised 1 exception(s) behind its responses (first: "
             "report_app.Handled: lookup failed behind a 500 handler during GET /report/handled)*",
-            "*server exception (turned into this response*",
+            "*server exception (handled: *",
         ]
     )
 

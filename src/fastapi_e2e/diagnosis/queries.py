@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import collections
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi_e2e.diagnosis.record import Recording, Statement
 from fastapi_e2e.diagnosis.redact import Redactor
@@ -85,26 +86,31 @@ class QueryCounter:
             self._recording.windows.remove(window)
             captured.statements = [s for s in window if not is_bookkeeping(s.sql)]
 
-    @contextmanager
-    def exactly(self, count: int) -> Iterator[CapturedQueries]:
+    def exactly(self, count: int) -> _Expectation:
         """Fail unless the block runs exactly ``count`` statements."""
-        __tracebackhide__ = True
-        with self.capture() as captured:
-            yield captured
-        if len(captured) != count:
-            self._fail(f"exactly {count}", captured)
+        return _Expectation(self, f"exactly {count}", lambda ran: ran == count)
 
-    @contextmanager
-    def at_most(self, count: int) -> Iterator[CapturedQueries]:
+    def at_most(self, count: int) -> _Expectation:
         """Fail if the block runs more than ``count`` statements."""
-        __tracebackhide__ = True
-        with self.capture() as captured:
-            yield captured
-        if len(captured) > count:
-            self._fail(f"at most {count}", captured)
+        return _Expectation(self, f"at most {count}", lambda ran: ran <= count)
 
-    @staticmethod
-    def _fail(expectation: str, captured: CapturedQueries) -> None:
+
+class _Expectation:
+    """A block whose statement count is checked on exit (a class, so pytest can hide it)."""
+
+    def __init__(self, counter: QueryCounter, expectation: str, holds: Callable[[int], bool]):
+        self._capture = counter.capture()
+        self._expectation = expectation
+        self._holds = holds
+
+    def __enter__(self) -> CapturedQueries:
+        self._captured = self._capture.__enter__()
+        return self._captured
+
+    def __exit__(self, *exc_info: Any) -> None:
         __tracebackhide__ = True
-        header = QUERY_COUNT_FAILED.format(expectation=expectation, count=len(captured))
-        raise AssertionError("\n".join([header, *describe(captured.statements)]))
+        self._capture.__exit__(*exc_info)
+        captured = self._captured
+        if exc_info[0] is None and not self._holds(len(captured)):
+            header = QUERY_COUNT_FAILED.format(expectation=self._expectation, count=len(captured))
+            raise AssertionError("\n".join([header, *describe(captured.statements)]))

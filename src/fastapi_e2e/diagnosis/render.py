@@ -299,9 +299,9 @@ def _exchange_lines(
     details.extend(_body_lines("response body", view["response_body"], full))
     for error in view["server_errors"]:
         how = (
-            "escaped the app"
+            "unhandled: it propagated out of the app"
             if error["escaped"]
-            else "turned into this response by an exception handler or middleware"
+            else "handled: an exception handler or middleware turned it into this response"
         )
         details.append(f"server exception ({how}):")
         details.append(f"  {error['headline']}")
