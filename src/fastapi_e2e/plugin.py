@@ -8,7 +8,6 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Generator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,7 +135,7 @@ def pytest_runtest_makereport(
     settings = item.config.stash[fixtures.SETTINGS_KEY]
     if settings.trace.value != "off":
         item.stash.setdefault(_PHASES_KEY, []).append(report)
-        if call.when == "teardown":
+        if call.when == "teardown" and test is not None:  # only tests using the harness
             _write_trace(item, test, settings)
 
 
@@ -161,9 +160,11 @@ def _write_trace(item: pytest.Item, test: Any, settings: Any) -> None:
         if text
     ]
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    stem = artifact.trace_stem(Path(str(settings.trace_dir.value)), item.nodeid, worker)
+    # Relative to where pytest was started, whatever the test did to the cwd.
+    directory = item.config.invocation_params.dir / str(settings.trace_dir.value)
+    stem = artifact.trace_stem(directory, item.nodeid, worker)
     report_module.write_trace_files(
-        test.recording if test is not None else None,
+        test.recording,
         stem,
         nodeid=item.nodeid,
         outcome=outcome,
