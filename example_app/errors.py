@@ -118,8 +118,15 @@ async def _handle_validation_error(request: Request, exc: Exception) -> ProblemR
     )
 
 
+async def _handle_unexpected(request: Request, exc: Exception) -> ProblemResponse:
+    # Clients get a problem document without internals; the exception is not logged
+    # here, as in many apps, which is exactly what makes such 500s hard to debug.
+    return problem_response(500, "An unexpected error occurred.")
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every expected error type through the problem renderer."""
+    """Route every error type, expected or not, through the problem renderer."""
+    app.add_exception_handler(Exception, _handle_unexpected)
     app.add_exception_handler(ProblemError, _handle_problem)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from example_app.db import SessionLocal, build_engine
 from example_app.errors import install_error_handlers
 from example_app.ratelimit import FixedWindowRateLimiter
-from example_app.routers import health, items, users
+from example_app.routers import health, items, reports, users
 from example_app.settings import Settings
 
 
@@ -59,4 +59,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(users.router)
     app.include_router(items.router)
+    app.include_router(reports.router)
     return app

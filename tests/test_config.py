@@ -104,3 +104,22 @@ def test_summary_says_what_was_started_and_how_long_it_took(shop: pytest.Pyteste
             "e2e_*; started in * s (server * s, schema key * s, template * s, clone * s, app * s)"
         ]
     )
+
+
+def test_trace_defaults_to_off_and_accepts_the_three_modes() -> None:
+    assert resolve_settings(cli={}, env={}, ini={}).trace == Setting("off", "default")
+    for mode in ("off", "retain-on-failure", "on"):
+        settings = resolve_settings(cli={"e2e_trace": mode}, env={}, ini={})
+        assert settings.trace == Setting(mode, "command line")
+
+
+def test_bad_trace_mode_lists_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match="one of off, retain-on-failure, on"):
+        resolve_settings(cli={}, env={}, ini={"e2e_trace": "sometimes"})
+
+
+def test_strict_server_errors_from_ini_is_parsed_and_false_stays_false() -> None:
+    settings = resolve_settings(cli={}, env={}, ini={"e2e_strict_server_errors": "no"})
+    assert settings.strict_server_errors == Setting(False, "ini")
+    settings = resolve_settings(cli={"e2e_strict_server_errors": True}, env={}, ini={})
+    assert settings.strict_server_errors == Setting(True, "command line")

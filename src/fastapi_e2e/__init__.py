@@ -1,11 +1,12 @@
 """pytest-fastapi-e2e: HTTP-level tests of a FastAPI app against a real PostgreSQL.
 
 Configure it with a session-scoped ``e2e_config`` fixture returning ``E2EConfig``;
-tests then use the ``client``, ``db_session``, ``db_connection``, ``app`` and
-``e2e_database_url`` fixtures.
+tests then use the ``client``, ``db_session``, ``db_connection``, ``app``,
+``e2e_database_url`` and ``e2e_queries`` fixtures.
 """
 
 from fastapi_e2e.config import E2EConfig
+from fastapi_e2e.diagnosis.queries import QueryCounter
 from fastapi_e2e.errors import (
     ClusterStartError,
     ConfigError,
@@ -28,5 +29,6 @@ __all__ = [
     "LifespanError",
     "LoopScopeError",
     "PostgresNotFoundError",
+    "QueryCounter",
     "SessionGateTimeout",
 ]

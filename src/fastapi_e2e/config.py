@@ -17,11 +17,15 @@ from typing import Any, Literal
 from sqlalchemy.engine import URL
 
 from fastapi_e2e.database.urls import parse_server_url
-from fastapi_e2e.errors import ConfigError
+from fastapi_e2e.errors import BAD_FLAG, BAD_TRACE_MODE, ConfigError
 
 Source = Literal["E2EConfig", "command line", "environment", "ini", "default"]
 
 DEFAULT_LIFESPAN_TIMEOUT = 10.0
+TRACE_MODES = ("off", "retain-on-failure", "on")
+DEFAULT_TRACE_DIR = ".e2e-traces"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,9 @@ class Settings:
     )
     cache_dir: Setting = field(default_factory=lambda: Setting(None, "default"))
     create_db: Setting = field(default_factory=lambda: Setting(False, "default"))
+    trace: Setting = field(default_factory=lambda: Setting("off", "default"))
+    trace_dir: Setting = field(default_factory=lambda: Setting(DEFAULT_TRACE_DIR, "default"))
+    strict_server_errors: Setting = field(default_factory=lambda: Setting(False, "default"))
 
     def server_url(self) -> URL | None:
         """The existing server to use, as an asyncpg URL; None for the embedded cluster.
@@ -122,7 +129,7 @@ class Option:
     help: str
     env: str | None = None
     flag_only: bool = False
-    """A switch (``--e2e-create-db``): true when given, else the ini's boolean."""
+    """A command-line switch taking no value (the ini key takes true/false)."""
 
     @property
     def flag(self) -> str:
@@ -161,6 +168,23 @@ OPTIONS = (
         "(for migrations whose effect depends on more than their files).",
         flag_only=True,
     ),
+    Option(
+        "e2e_trace",
+        "Write a trace file (JSON and HTML: requests, server tracebacks, SQL, logs) per "
+        "test: off, retain-on-failure (only failed tests) or on (default off). The "
+        "report of a failing test shows the same things either way.",
+    ),
+    Option(
+        "e2e_trace_dir",
+        f"Directory for trace files (default {DEFAULT_TRACE_DIR}; one subdirectory per "
+        "xdist worker).",
+    ),
+    Option(
+        "e2e_strict_server_errors",
+        "Fail a test that passed while the app raised an exception behind a 5xx "
+        "response or one that escaped the app (default: such tests pass).",
+        flag_only=True,
+    ),
 )
 
 
@@ -183,11 +207,6 @@ def resolve_settings(
             if value is not None:
                 resolved[key] = Setting(value, source)
                 break
-    if "create_db" in resolved:
-        value = resolved["create_db"].value
-        if isinstance(value, str):  # from an ini file read without a type
-            value = value.strip().lower() in {"1", "true", "yes", "on"}
-        resolved["create_db"] = Setting(bool(value), resolved["create_db"].source)
     settings = Settings(**resolved)
     timeout = settings.lifespan_timeout
     if timeout.source != "default":
@@ -200,4 +219,20 @@ def resolve_settings(
             ) from None
         check_timeout(number, f"e2e_lifespan_timeout from {timeout.source}")
         settings = dataclasses.replace(settings, lifespan_timeout=Setting(number, timeout.source))
+    trace = settings.trace
+    if trace.value not in TRACE_MODES:
+        raise ConfigError(
+            BAD_TRACE_MODE.format(
+                source=trace.source, value=trace.value, choices=", ".join(TRACE_MODES)
+            )
+        )
+    for name in ("strict_server_errors", "create_db"):
+        flag = getattr(settings, name)
+        if not isinstance(flag.value, bool):
+            text = str(flag.value).strip().lower()
+            if text not in _TRUE + _FALSE:
+                raise ConfigError(
+                    BAD_FLAG.format(name=f"e2e_{name}", source=flag.source, value=flag.value)
+                )
+            settings = dataclasses.replace(settings, **{name: Setting(text in _TRUE, flag.source)})
     return settings

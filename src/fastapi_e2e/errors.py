@@ -223,3 +223,78 @@ TEARDOWN_ROLLBACK_FAILED = (
     "connection was probably broken by the test or the app (a server-side error, a "
     "cancelled query); the error above says which."
 )
+
+# --- failure reports (diagnosis/) -------------------------------------------------
+
+BAD_TRACE_MODE = (
+    "e2e_trace from {source} is {value!r}; it must be one of {choices}. 'off' writes no "
+    "trace files, 'retain-on-failure' keeps them for failed tests, 'on' for every test."
+)
+
+BAD_FLAG = "{name} from {source} is {value!r}; it must be true or false (1/0, yes/no, on/off)."
+
+SERVER_ERROR_SEEN = (
+    "fastapi-e2e: the app raised {count} exception(s) while this test ran, first "
+    "{headline} during {request}; see the 'fastapi-e2e' report section for the traceback."
+)
+
+STRICT_SERVER_ERRORS = (
+    "The test passed, but the app raised {count} exception(s) behind its responses "
+    "(first: {headline} during {request}), and --e2e-strict-server-errors / "
+    "e2e_strict_server_errors fails such tests. Fix the app, or assert on the error "
+    "response and turn the option off if the exception is expected."
+)
+
+QUERY_COUNT_FAILED = (
+    "Expected {expectation} SQL statement(s) on the test's connection, but {count} ran "
+    "(SAVEPOINT, RELEASE and ROLLBACK TO bookkeeping not counted):"
+)
+
+QUERY_REPEATED = (
+    "{count} times{where}: {sql}\n    The same statement ran once per row of an "
+    "earlier query: an N+1 pattern? Load the related rows in the first query "
+    "(selectinload()/joinedload()) or fetch them all with one IN (...) query."
+)
+
+NOTE_MISSING_GREENLET = (
+    "fastapi-e2e: SQLAlchemy tried to load an attribute lazily (a relationship, or a column "
+    "expired by commit() or refresh()) from plain attribute access, which cannot await "
+    "under asyncio. In these tests that happens in the route or in the test body when an "
+    "object is used after its session committed or expired it. Fix: load what you need "
+    "in the query (selectinload()/joinedload()), `await session.refresh(obj, ['attr'])`, "
+    "`await obj.awaitable_attrs.attr`, or use expire_on_commit=False."
+)
+
+NOTE_ANOTHER_OPERATION = (
+    "fastapi-e2e: two operations ran at once on one asyncpg connection. Every session and "
+    "request of a test shares the test's one connection; the harness makes the sessions "
+    "it creates take turns, but not two awaits on the same session, connection or raw "
+    "driver connection (asyncio.gather on db_session/db_connection, a session shared "
+    "between tasks). Fix: await those operations one after another, or give each task "
+    "its own session from the app's sessionmaker."
+)
+
+NOTE_LOOP_MISMATCH = (
+    "fastapi-e2e: an object bound to one event loop was used from another. The harness "
+    "runs the app, its engine, the test's connection and every async test and fixture "
+    "on pytest-asyncio's session loop. Fix: do not give tests or fixtures that use the "
+    "harness their own loop (loop_scope other than 'session', asyncio.run(), a new "
+    "loop), and create engines and clients inside the app's lifespan, not at import "
+    "time on another loop."
+)
+
+NOTE_LIFESPAN_TIMEOUT = (
+    "fastapi-e2e: the lifespan runs once per test session, on the session loop, before "
+    "the first test that uses the app; while it waits, no test can run. Common causes "
+    "here: connecting to a service the test environment does not have (set it up, or "
+    "replace it through E2EConfig.app's factory), or awaiting something only a request "
+    "would trigger."
+)
+
+NOTE_TEARDOWN_ROLLBACK = (
+    "fastapi-e2e: the test's connection was no longer usable at teardown. Causes seen "
+    "here: a request cancelled mid-query (the client's timeout), a task the test "
+    "started and did not await still using the connection, or the server ending the "
+    "session (idle_in_transaction_session_timeout, pg_terminate_backend). Fix: await "
+    "or cancel such tasks before the test ends, and raise timeouts that are too short."
+)

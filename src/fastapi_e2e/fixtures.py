@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from fastapi_e2e import errors
 from fastapi_e2e.config import E2EConfig, Settings
+from fastapi_e2e.diagnosis.queries import QueryCounter
+from fastapi_e2e.diagnosis.record import Limits
 from fastapi_e2e.harness import E2ERun, E2ETest, WorkerInfo
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -33,6 +35,8 @@ RUN_KEY = pytest.StashKey[E2ERun]()
 SUMMARY_KEY = pytest.StashKey[str]()
 LOOP_KEY = pytest.StashKey[asyncio.AbstractEventLoop]()
 WORKER_KEY = pytest.StashKey[WorkerInfo]()
+
+FULL_BODY_BYTES = 1024 * 1024
 
 # pytest-asyncio's runner for the session-scoped loop (its name is stable since 1.0).
 SESSION_RUNNER = "_session_scoped_runner"
@@ -116,6 +120,8 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     runner: _Runner = request.getfixturevalue(SESSION_RUNNER)
     settings = request.config.stash[SETTINGS_KEY]
     run = E2ERun(e2e_config, settings, request.config.stash.get(WORKER_KEY, None))
+    if request.config.get_verbosity() >= 2:  # -vv shows whole bodies: keep more of them
+        run.recording_limits = Limits(body_bytes=FULL_BODY_BYTES)
     _run_or_fail(runner, run.__aenter__())
     # What exists now (the app, SQLAlchemy, pydantic: hundreds of thousands of
     # objects) lives for the run; without this each full collection re-scans it all
@@ -284,4 +290,22 @@ def e2e_database_url(request: pytest.FixtureRequest) -> URL:
     return _get_run(request).url
 
 
-PUBLIC_FIXTURES = frozenset({"client", "db_session", "db_connection", "app", "e2e_database_url"})
+@pytest.fixture
+def e2e_queries(request: pytest.FixtureRequest) -> Iterator[QueryCounter]:
+    """Assert how many SQL statements a block runs, function scope.
+
+    ``with e2e_queries.exactly(3):`` or ``with e2e_queries.at_most(5):`` around
+    ``await client.get(...)`` calls (a plain ``with``, also in async tests) counts the
+    statements run on the test's connection inside the block, by the test and by the
+    app, leaving out SAVEPOINT/RELEASE/ROLLBACK TO bookkeeping. A failure lists them
+    and flags a statement repeated within one request (an N+1 pattern).
+    ``with e2e_queries.capture() as queries:`` only collects them (``queries.sql``).
+    """
+    __tracebackhide__ = True
+    with _this_test(request) as test:
+        yield QueryCounter(test.recording)
+
+
+PUBLIC_FIXTURES = frozenset(
+    {"client", "db_session", "db_connection", "app", "e2e_database_url", "e2e_queries"}
+)

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from fastapi_e2e.client.app import AppUnderTest, ServerError
+from fastapi_e2e.client.app import AppUnderTest
 from fastapi_e2e.client.transport import TimeoutASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
 from fastapi_e2e.database import schema
@@ -40,6 +40,7 @@ from fastapi_e2e.database.guard import EscapeGuard
 from fastapi_e2e.database.provision import SchemaSource, TestDatabase
 from fastapi_e2e.database.transaction import SharedTransaction, session_options_of
 from fastapi_e2e.database.urls import mask
+from fastapi_e2e.diagnosis import record
 from fastapi_e2e.errors import ClusterStartError, ConfigError
 from fastapi_e2e.importing import resolve
 
@@ -92,6 +93,7 @@ class E2ERun:
         self.timings: dict[str, float] = {}
         self.description = ""
         self.cluster: EmbeddedCluster | None = None
+        self.recording_limits = record.Limits()
 
     async def __aenter__(self) -> E2ERun:
         self._stack = AsyncExitStack()
@@ -147,6 +149,7 @@ class E2ERun:
         self.idle_connection: AsyncConnection | None = None
         """The last test's connection, clean and open, for the next test."""
         self._stack.push_async_callback(self._close_idle_connection)
+        record.install_sql_recording(self.engine)
         self.sessionmakers = [
             resolve(maker, "sessionmakers") for maker in self.config.sessionmakers
         ]
@@ -303,7 +306,10 @@ class E2ETest:
             if run.dependency is not None:
                 override = run.override.__get__(self.tx)
                 self._fastapi.dependency_overrides[run.dependency] = override
-        run.app_under_test.errors.take()
+        self.recording = record.Recording(run.recording_limits)
+        self._connection_info = self.tx.connection.sync_connection.info  # type: ignore[union-attr]
+        record.attach(self.recording, self._connection_info)
+        run.app_under_test.recording = self.recording
         run.app_under_test.gate = self.tx.gate
         run.guard.in_test = True
         self._client: httpx.AsyncClient | None = None
@@ -337,6 +343,8 @@ class E2ETest:
     ) -> None:
         self.run.guard.in_test = False
         self.run.app_under_test.gate = None
+        self.run.app_under_test.recording = None
+        record.attach(None, self._connection_info)
         try:
             if self._client is not None:
                 await self._client.aclose()
@@ -347,6 +355,3 @@ class E2ETest:
             await self.tx.__aexit__(exc_type, exc, tb)
             if self.tx.kept_open:
                 self.run.idle_connection = self.tx.connection
-
-    def server_errors(self) -> list[ServerError]:
-        return self.run.app_under_test.errors.errors

@@ -20,6 +20,8 @@ from fastapi_e2e.config import OPTIONS, Settings, resolve_settings
 from fastapi_e2e.database.cache import default_cache_dir
 from fastapi_e2e.database.cluster import EmbeddedCluster
 from fastapi_e2e.database.urls import mask
+from fastapi_e2e.diagnosis import artifact, notes
+from fastapi_e2e.diagnosis import report as report_module
 from fastapi_e2e.errors import ConfigError, E2EError
 from fastapi_e2e.harness import WorkerInfo, start_cluster
 
@@ -30,12 +32,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         env = f" Environment: {option.env}." if option.env else ""
         if option.flag_only:
             group.addoption(
-                option.flag, dest=option.dest, action="store_true", default=None, help=option.help
+                option.flag,
+                dest=option.dest,
+                action="store_true",
+                default=None,
+                help=option.help + env,
             )
-            parser.addini(option.dest, help=option.help, type="bool", default=None)
         else:
             group.addoption(option.flag, dest=option.dest, default=None, help=option.help + env)
-            parser.addini(option.dest, help=option.help, default=None)
+        parser.addini(option.dest, help=option.help, default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -230,11 +235,101 @@ def pytest_runtest_makereport(
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     test = item.stash.get(fixtures.TEST_KEY, None)
-    if test is None or not report.failed or call.when == "setup":
+    reported = item.stash.get(_REPORTED_KEY, False)
+    if test is not None and report.failed and call.when != "setup" and not reported:
+        item.stash[_REPORTED_KEY] = True
+        full = item.config.get_verbosity() >= 2
+        text = report_module.section_text(test.recording, full=full)
+        if text is not None:
+            report.sections.append((report_module.SECTION, text))
+    settings = item.config.stash[fixtures.SETTINGS_KEY]
+    if settings.trace.value != "off":
+        item.stash.setdefault(_PHASES_KEY, []).append(report)
+        if call.when == "teardown" and test is not None:  # only tests using the harness
+            _write_trace(item, test, settings)
+
+
+_REPORTED_KEY = pytest.StashKey[bool]()
+_PHASES_KEY = pytest.StashKey[list[pytest.TestReport]]()
+
+
+def _write_trace(item: pytest.Item, test: Any, settings: Any) -> None:
+    phases = item.stash.get(_PHASES_KEY, [])
+    failed = [phase for phase in phases if phase.failed]
+    if settings.trace.value == "retain-on-failure" and not failed:
         return
-    server_errors = test.server_errors()
-    if server_errors:
-        text = "\n".join(
-            f"{error.method} {error.path} raised:\n{error.traceback}" for error in server_errors
+    outcome = "failed" if failed else ("skipped" if any(p.skipped for p in phases) else "passed")
+    captured = [
+        (f"{title} ({phase.when})", text)
+        for phase in phases
+        for title, text in (
+            ("log", phase.caplog),
+            ("stdout", phase.capstdout),
+            ("stderr", phase.capstderr),
         )
-        report.sections.append(("Server errors (tracebacks from the app)", text))
+        if text
+    ]
+    # From xdist itself, not PYTEST_XDIST_WORKER: a pytest started from inside a
+    # worker (pytester) inherits that variable without being a worker.
+    worker = getattr(item.config, "workerinput", {}).get("workerid")
+    # Relative to where pytest was started, whatever the test did to the cwd.
+    directory = item.config.invocation_params.dir / str(settings.trace_dir.value)
+    stem = artifact.trace_stem(directory, item.nodeid, worker)
+    report_module.write_trace_files(
+        test.recording,
+        stem,
+        nodeid=item.nodeid,
+        outcome=outcome,
+        duration=sum(phase.duration for phase in phases),
+        failure="\n\n".join(phase.longreprtext for phase in failed) or None,
+        captured=captured,
+    )
+
+
+def _add_note(exc: BaseException, note: str | None) -> None:
+    if note is None or note in getattr(exc, "__notes__", ()):
+        return
+    notes.add_note(exc, note)
+    if isinstance(exc, pytest.fail.Exception) and not exc.pytrace:
+        exc.msg = f"{exc.msg}\n\n{note}"  # pytest shows only the message of these
+
+
+def _explain(item: pytest.Item, exc: BaseException) -> None:
+    """Notes under a failing test's error: known causes, and server exceptions seen."""
+    _add_note(exc, notes.explain(exc))
+    test = item.stash.get(fixtures.TEST_KEY, None)
+    if test is not None and not isinstance(exc, pytest.skip.Exception):
+        _add_note(exc, report_module.server_error_note(test.recording))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    except BaseException as exc:
+        _add_note(exc, notes.explain(exc))
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        result = yield
+    except BaseException as exc:
+        _explain(item, exc)
+        raise
+    test = item.stash.get(fixtures.TEST_KEY, None)
+    if test is not None and item.config.stash[fixtures.SETTINGS_KEY].strict_server_errors.value:
+        failure = report_module.strict_failure(test.recording)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    except BaseException as exc:
+        _add_note(exc, notes.explain(exc))
+        raise

@@ -381,7 +381,7 @@ def test_unhandled_exception_is_a_500_the_test_can_assert_on(shop: pytest.Pytest
     )
     result = shop.runpytest_subprocess()
     result.assert_outcomes(passed=1)
-    result.stdout.no_fnmatch_line("*Server errors*")
+    result.stdout.no_fnmatch_line("*fastapi-e2e: requests*")
 
 
 def test_failing_test_shows_the_server_traceback(shop: pytest.Pytester) -> None:
@@ -396,10 +396,11 @@ def test_failing_test_shows_the_server_traceback(shop: pytest.Pytester) -> None:
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*- Server errors (tracebacks from the app) -*",
-            "GET /boom raised:",
+            "*- fastapi-e2e: requests, server exceptions and SQL -*",
+            "[[]1] GET http://testserver/boom -> 500 Internal Server Error in * ms",
+            "    server exception (unhandled: it propagated out of the app):",
             '*File "*shop.py", line *, in boom',
-            "ValueError: kaboom from the server",
+            "*ValueError: kaboom from the server",
         ]
     )
 

@@ -1,4 +1,4 @@
-"""Build the app once, run its lifespan, and record exceptions it raises.
+"""Build the app once, run its lifespan, and record the requests it handles.
 
 ``async with AppUnderTest(target, timeout) as running:`` yields the app with its
 lifespan started by asgi-lifespan's LifespanManager; ``running.asgi`` is the ASGI
@@ -8,10 +8,7 @@ callable the HTTP client talks to.
 from __future__ import annotations
 
 import inspect
-import time
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -20,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastapi_e2e.database.gate import SessionGate, request_scope
+from fastapi_e2e.diagnosis.record import Recording, observe_routes, record_exchange
 from fastapi_e2e.errors import (
     LIFESPAN_FAILED,
     LIFESPAN_TIMEOUT,
@@ -27,28 +25,6 @@ from fastapi_e2e.errors import (
     ConfigError,
     LifespanError,
 )
-
-
-@dataclass
-class ServerError:
-    """An exception that escaped the app while it handled a request."""
-
-    method: str
-    path: str
-    exception: BaseException
-    traceback: str
-    at: float = field(default_factory=time.monotonic)
-
-
-class ServerErrors:
-    """Where the running app reports exceptions; the harness reads it per test."""
-
-    def __init__(self) -> None:
-        self.errors: list[ServerError] = []
-
-    def take(self) -> list[ServerError]:
-        errors, self.errors = self.errors, []
-        return errors
 
 
 async def build_app(target: Any) -> Starlette:
@@ -79,22 +55,15 @@ def _copy_state_per_request(app: ASGIApp) -> ASGIApp:
 
 
 def _instrument(app: ASGIApp, running: AppUnderTest) -> ASGIApp:
-    """Mark each request for the session gate, and record exceptions that escape the app."""
+    """Mark each request for the session gate, and record it into the test's recording."""
 
     async def instrumented(scope: Scope, receive: Receive, send: Send) -> None:
         with request_scope(running.gate):
-            try:
+            recording = running.recording
+            if recording is None or scope["type"] != "http":
                 await app(scope, receive, send)
-            except Exception as exc:
-                running.errors.errors.append(
-                    ServerError(
-                        method=scope.get("method", scope["type"]),
-                        path=scope.get("path", ""),
-                        exception=exc,
-                        traceback="".join(traceback.format_exception(exc)),
-                    )
-                )
-                raise
+            else:
+                await record_exchange(recording, app, scope, receive, send)
 
     return instrumented
 
@@ -105,7 +74,8 @@ class AppUnderTest:
     def __init__(self, target: Any, timeout: float) -> None:
         self.target = target
         self.timeout = timeout
-        self.errors = ServerErrors()
+        self.recording: Recording | None = None
+        """The running test's recording of exchanges (None between tests)."""
         self.gate: SessionGate | None = None
         """The running test's session gate; requests are marked with it (None between tests)."""
 
@@ -117,6 +87,7 @@ class AppUnderTest:
             shutdown_timeout=self.timeout,
         )
         await self._run_phase("startup", self._manager.__aenter__)
+        observe_routes(self.app)
         self.asgi: ASGIApp = _instrument(self._manager.app, self)
         return self
 
