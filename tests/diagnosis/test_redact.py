@@ -47,6 +47,18 @@ def test_headers_are_masked_and_their_values_scrubbed_elsewhere() -> None:
     assert redactor.scrub(text) == f"echoed {MASK} and {MASK}; Bearer stays"
 
 
+def test_credentials_with_base64_padding_are_scrubbed_elsewhere() -> None:
+    redactor = Redactor()
+    redactor.headers(
+        [
+            (b"authorization", b"Basic dXNlcjpwYXNzd29yZA=="),
+            (b"x-auth", b"Token opaque-t0ken="),
+        ]
+    )
+    text = "echoed dXNlcjpwYXNzd29yZA== and opaque-t0ken="
+    assert redactor.scrub(text) == f"echoed {MASK} and {MASK}"
+
+
 def test_json_fields_are_masked_at_any_depth() -> None:
     redactor = Redactor()
     shown = redactor.json({"user": {"name": "a", "password": "pw-1234"}, "tokens": ["t-1", "t-2"]})

@@ -53,15 +53,17 @@ class Redactor:
         if not is_secret_name(name):
             return value
         lowered = name.lower()
-        if lowered == "cookie":
-            pieces = value.split(";")  # every "name=value" is a cookie
-        elif lowered == "set-cookie":
-            pieces = value.split(";")[:1]  # the rest are attributes (Path, Expires)
+        if lowered in ("cookie", "set-cookie"):
+            # Every "name=value" of a Cookie is a cookie; Set-Cookie's first is, and the
+            # rest are attributes (Path, Expires).
+            pieces = value.split(";") if lowered == "cookie" else value.split(";")[:1]
+            for piece in pieces:
+                self.mask(piece.partition("=")[2].strip() if "=" in piece else piece.strip())
         else:
-            # "Bearer <credentials>": the credentials alone are the secret too.
-            pieces = value.split(None, 1)[1:]
-        for piece in pieces:
-            self.mask(piece.partition("=")[2].strip() if "=" in piece else piece.strip())
+            # "Bearer <credentials>": the credentials alone are the secret too, "="
+            # (base64 padding) and all.
+            for credentials in value.split(None, 1)[1:]:
+                self.mask(credentials.strip())
         return self.mask(value)
 
     def headers(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
