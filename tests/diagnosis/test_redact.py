@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from fastapi_e2e.diagnosis.record import Body
 from fastapi_e2e.diagnosis.redact import MASK, Redactor, is_secret_name
+from fastapi_e2e.diagnosis.render import body_view
 
 
 @pytest.mark.parametrize(
@@ -86,3 +88,19 @@ def test_short_values_are_not_scrubbed_from_free_text() -> None:
     redactor = Redactor()
     redactor.mask("abc")
     assert redactor.scrub("abc") == "abc"
+
+
+def test_secret_fields_of_json_cut_short_are_masked_whatever_their_type() -> None:
+    redactor = Redactor()
+    text = (
+        '{"refresh_tokens": ["tok-aaaa1111", "tok-bbbb2222"], "pin_password": 12345678, '
+        '"credentials": {"user": "bob", "key": "k-ssss9999"}, "api_key": null, "note": "lo'
+    )
+    body = Body(limit=len(text))
+    body.add(text.encode() + b"ng text past the limit")
+    shown = body_view(body, [("content-type", "application/json")], redactor)
+    assert shown is not None
+    assert shown["text"] == (
+        f'{{"refresh_tokens": ["{MASK}", "{MASK}"], "pin_password": "{MASK}", '
+        f'"credentials": {{"user": "{MASK}", "key": "{MASK}"}}, "api_key": null, "note": "lo'
+    )

@@ -23,7 +23,9 @@ BODY_CHARS = 2048
 SQL_CHARS = 500
 PARAMETER_CHARS = 200
 
-_JSON_SECRET_FIELD = re.compile(r'("([^"\\]*)"\s*:\s*)"((?:[^"\\]|\\.)*)"')
+_JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:\s*')
+# A key (group 2 set, kept) or a string or number (masked), in a secret field's value.
+_JSON_LEAF = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:)?|-?\d[\d.eE+-]*')
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -44,14 +46,49 @@ def _header(headers: Sequence[tuple[str, str]], name: str) -> str:
 
 
 def _mask_json_text(text: str, redactor: Redactor) -> str:
-    """Mask secret fields in JSON that could not be parsed (cut short by the size limit)."""
+    """Mask secret fields in JSON that could not be parsed (cut short by the size limit).
 
-    def replace(match: re.Match[str]) -> str:
-        if SECRET_NAME.search(match.group(2)):
-            return f'{match.group(1)}"{redactor.mask(match.group(3))}"'
-        return match.group(0)
+    A secret field's value is masked whatever it is: a string, a number, or every
+    leaf of an array or object (``"refresh_tokens": [...]``), as when parsed.
+    """
+    pieces, done = [], 0
+    for match in _JSON_KEY.finditer(text):
+        if match.start() < done or not SECRET_NAME.search(match.group(1)):
+            continue
+        end = _json_value_end(text, match.end())
 
-    return _JSON_SECRET_FIELD.sub(replace, text)
+        def leaf(found: re.Match[str]) -> str:
+            if found.group(2):
+                return found.group(0)
+            value = found.group(1) if found.group(0).startswith('"') else found.group(0)
+            return f'"{redactor.mask(value)}"'
+
+        pieces += [text[done : match.end()], _JSON_LEAF.sub(leaf, text[match.end() : end])]
+        done = end
+    return "".join([*pieces, text[done:]])
+
+
+def _json_value_end(text: str, start: int) -> int:
+    """Where the JSON value starting at ``start`` ends (the text's end if cut short)."""
+    depth, index = 0, start
+    while index < len(text):
+        char = text[index]
+        if char == '"':
+            string = re.compile(r'"(?:[^"\\]|\\.)*"').match(text, index)
+            index = string.end() if string else len(text)
+            if depth == 0:
+                return index
+            continue
+        if char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth <= 0:
+                return index + 1 if depth == 0 else index
+        elif depth == 0 and char in ",":
+            return index
+        index += 1
+    return index
 
 
 def body_view(
