@@ -23,7 +23,6 @@ from fastapi import FastAPI
 from sqlalchemy import pool
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     async_sessionmaker,
     create_async_engine,
@@ -146,9 +145,6 @@ class E2ERun:
             self.url, poolclass=pool.AsyncAdaptedQueuePool, pool_size=2, max_overflow=8
         )
         self._stack.push_async_callback(self.engine.dispose)
-        self.idle_connection: AsyncConnection | None = None
-        """The last test's connection, clean and open, for the next test."""
-        self._stack.push_async_callback(self._close_idle_connection)
         record.install_sql_recording(self.engine)
         self.sessionmakers = [
             resolve(maker, "sessionmakers") for maker in self.config.sessionmakers
@@ -194,11 +190,6 @@ class E2ERun:
         self.guard = self._stack.enter_context(
             EscapeGuard(self.engine.sync_engine, self._dependency_name())
         )
-
-    async def _close_idle_connection(self) -> None:
-        if self.idle_connection is not None:
-            await self.idle_connection.close()
-            self.idle_connection = None
 
     def summary(self) -> str:
         """One line on what the run reused or built, and how long each part took."""
@@ -295,9 +286,6 @@ class E2ETest:
             run.engine,
             sessionmakers=run.sessionmakers,
             app_session_options=run.app_session_options,
-            # Always given, so the transaction leaves it open for the next test: one it
-            # opened itself it would close, and no test would ever hand one on.
-            connection=await self._take_connection(),
         ).__aenter__()
         self.app = run.app_under_test.app
         self._fastapi = self.app if isinstance(self.app, FastAPI) else None
@@ -315,18 +303,6 @@ class E2ETest:
         run.guard.in_test = True
         self._client: httpx.AsyncClient | None = None
         return self
-
-    async def _take_connection(self) -> AsyncConnection:
-        """The last test's connection if nothing used it since, else a new one."""
-        run = self.run
-        idle, run.idle_connection = run.idle_connection, None
-        if idle is not None:
-            if not (idle.closed or idle.invalidated or idle.in_transaction()):
-                return idle
-            # Used between tests (by code holding on to an earlier test's connection):
-            # closing rolls that back, and that code gets an error, not our transaction.
-            await idle.close()
-        return await run.engine.connect()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -366,5 +342,3 @@ class E2ETest:
                 self._fastapi.dependency_overrides.clear()
                 self._fastapi.dependency_overrides.update(self._saved_overrides)
             await self.tx.__aexit__(exc_type, exc, tb)
-            if self.tx.kept_open:
-                self.run.idle_connection = self.tx.connection

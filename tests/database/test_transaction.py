@@ -591,44 +591,27 @@ def test_task_left_running_cannot_write_into_the_next_test(shop: pytest.Pytester
     )
 
 
-def test_next_test_reuses_the_last_tests_connection(shop: pytest.Pytester) -> None:
+def test_connection_kept_from_an_earlier_test_cannot_reach_a_later_one(
+    shop: pytest.Pytester,
+) -> None:
+    # Each test has its own connection, closed at its end: code that kept an earlier
+    # test's connection gets an error instead of writing into a later test.
     shop.makepyfile(
         """
-        from sqlalchemy import event
-        from fastapi_e2e.fixtures import RUN_KEY
-
-        checkouts = []
-
-        async def test_1_watches_the_pool(db_connection, request):
-            engine = request.config.stash[RUN_KEY].engine.sync_engine
-            event.listen(engine, "checkout", lambda *args: checkouts.append(1))
-
-        async def test_2(client):
-            assert (await client.get("/things")).json() == []
-
-        async def test_3_no_checkout_since(db_connection):
-            assert checkouts == []
-        """
-    )
-    shop.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=3)
-
-
-def test_connection_used_between_tests_is_not_handed_on(shop: pytest.Pytester) -> None:
-    shop.makepyfile(
-        """
+        import pytest
         from sqlalchemy import text
+        from sqlalchemy.exc import ResourceClosedError
 
         kept = []
 
         async def test_1_keeps_its_connection(db_connection):
             kept.append(db_connection)
 
-        async def test_2_writes_through_it_between_tests():
-            await kept[0].execute(text("INSERT INTO things (name) VALUES ('between')"))
-
-        async def test_3_sees_none_of_it(client, db_connection):
+        async def test_2_cannot_write_through_it(client, db_connection):
             assert db_connection is not kept[0]
+            with pytest.raises(ResourceClosedError):
+                await kept[0].execute(text("INSERT INTO things (name) VALUES ('leak')"))
             assert (await client.get("/things")).json() == []
         """
     )
-    shop.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=3)
+    shop.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)

@@ -230,12 +230,8 @@ class SharedTransaction:
         sessionmakers: Sequence[async_sessionmaker[Any]] = (),
         app_session_options: Mapping[str, Any] | None = None,
         gate_timeout: float = gate_module.DEFAULT_TIMEOUT,
-        connection: AsyncConnection | None = None,
     ) -> None:
         self.engine = engine
-        self._given_connection = connection
-        self.kept_open = False
-        """After exit: whether the connection was left open and clean, for the next test."""
         # The same sessionmaker listed twice (imported under two names) is rebound once.
         self.sessionmakers = list({id(maker): maker for maker in sessionmakers}.values())
         self.app_session_options = dict(app_session_options or {})
@@ -246,14 +242,7 @@ class SharedTransaction:
         install_events()
         guard_outer_transaction(self.engine)
         self.gate = SessionGate(self.gate_timeout)
-        # Reusing the previous test's connection skips a pool checkout and return (two
-        # greenlet hops and the pool's reset): a fifth of the per-test database work.
-        # It is as clean as a pooled one: the pool's reset is the same ROLLBACK.
-        given = self._given_connection
-        if given is not None and not given.closed and not given.invalidated:
-            self.connection: AsyncConnection = given
-        else:
-            self.connection = await self.engine.connect()
+        self.connection: AsyncConnection = await self.engine.connect()
         try:
             self.transaction: AsyncTransaction = await self.connection.begin()
         except BaseException:
@@ -299,8 +288,6 @@ class SharedTransaction:
             raise E2EError(TEARDOWN_ROLLBACK_FAILED.format(cause=error)) from error
         if discard:
             await self._drop_connection()
-        elif self._given_connection is not None:
-            self.kept_open = True  # its owner closes it, or hands it to the next test
         else:
             await self.connection.close()
 
