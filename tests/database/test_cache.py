@@ -147,11 +147,24 @@ def test_old_snapshots_are_removed_after_the_grace_period(tmp_path: Path) -> Non
     data = tmp_path / "data"
     data.mkdir()
     old = snapshots.save(data)
+    snapshots.save(data)  # old stops being current now
     past = time.time() - cache.KEEP_OLD_SNAPSHOTS_FOR - 1
-    os.utime(old, (past, past))
+    os.utime(old, (past, past))  # ... and that was longer ago than the grace period
     new = snapshots.save(data)
     assert not old.exists()
     assert new.is_dir()
+
+
+def test_a_snapshot_replaced_just_now_is_kept_for_runs_still_copying_it(tmp_path: Path) -> None:
+    snapshots = cache.SnapshotCache(tmp_path / "cache", Path("/bin/sh"))
+    data = tmp_path / "data"
+    data.mkdir()
+    past = time.time() - cache.KEEP_OLD_SNAPSHOTS_FOR - 1
+    os.utime(data, (past, past))  # cp -a gives the snapshot this old mtime
+    long_current = snapshots.save(data)
+    assert os.stat(long_current).st_mtime < time.time() - cache.KEEP_OLD_SNAPSHOTS_FOR
+    snapshots.save(data)  # replaces it: a reader may have resolved it a moment ago
+    assert long_current.is_dir()
 
 
 def test_binaries_key_changes_with_the_binary(tmp_path: Path) -> None:

@@ -76,7 +76,13 @@ class SnapshotCache:
         staging.rename(snapshot)
         link = self.dir / f".{name}.link"
         link.symlink_to(name)
-        link.replace(self.dir / CURRENT)  # atomic: readers see the old or the new one
+        previous = self.dir / CURRENT
+        with contextlib.suppress(OSError):
+            # Its grace period starts now, when it stops being current: a run that
+            # read the symlink a moment ago may still be copying it. (cp -a gave it
+            # the mtime of the data directory it was copied from.)
+            os.utime(previous.resolve(strict=True))
+        link.replace(previous)  # atomic: readers see the old or the new one
         self._remove_old(keep=snapshot)
         return snapshot
 
