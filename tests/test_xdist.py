@@ -85,3 +85,16 @@ def test_cluster_failure_on_the_controller_is_reported_by_the_workers(
     result = embedded.runpytest_subprocess("-n", "2", "-p", "xdist", timeout=120)
     result.assert_outcomes(errors=6)
     result.stdout.fnmatch_lines(["*no-postgres-here*"])
+
+
+def test_create_db_under_xdist_rebuilds_the_template_once(embedded: pytest.Pytester) -> None:
+    _write_tests(embedded)
+    embedded.runpytest_subprocess("-n", "2", "-p", "xdist").assert_outcomes(passed=6)
+    result = embedded.runpytest_subprocess("-n", "2", "-p", "xdist", "--e2e-create-db")
+    result.assert_outcomes(passed=6)
+    output = result.stdout.str()
+    assert output.count(" built;") == 1, output
+    assert output.count(" reused;") == 1, output
+    result.stdout.fnmatch_lines(
+        ["*shared by the workers (restored from cache); cluster cache: saved"]
+    )
