@@ -210,7 +210,7 @@ SAVEPOINT_OUT_OF_ORDER = (
 
 OUTER_TRANSACTION_ENDED = (
     "Refused to commit or roll back the test's outer transaction (db_connection."
-    "commit()/rollback(), a raw COMMIT, ROLLBACK, BEGIN or END statement, or a session "
+    "commit()/rollback()/close(), a raw COMMIT, ROLLBACK, BEGIN or END statement, or a session "
     "bound to the connection with join_transaction_mode='control_fully'). Committing "
     "would persist the test's writes and rolling back would end its isolation. Use "
     "db_session.commit()/rollback(), which release or return to a savepoint, or "

@@ -615,3 +615,20 @@ def test_connection_kept_from_an_earlier_test_cannot_reach_a_later_one(
         """
     )
     shop.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_closing_db_connection_is_refused_once_and_clearly(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        async def test_closes(db_connection):
+            await db_connection.close()
+
+        async def test_next_one_is_fine(client):
+            assert (await client.get("/things")).json() == []
+        """
+    )
+    result = shop.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(failed=1, passed=1)  # no second, confusing teardown error
+    result.stdout.fnmatch_lines(
+        ["*Refused to commit or roll back*db_connection.commit()/rollback()/close()*"]
+    )

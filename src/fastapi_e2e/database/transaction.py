@@ -269,6 +269,10 @@ class SharedTransaction:
         self._info[OUTER_LOCK_KEY] = False
         self._info.pop(GATE_KEY, None)
         self._info.pop(SAVEPOINTS_KEY, None)
+        if self.connection.closed:
+            # The test closed db_connection itself; the rollback that implies was
+            # refused (the test failed saying so), and nothing was ever committed.
+            return
         if self.connection.sync_connection.invalidated:  # type: ignore[union-attr]
             # Lost mid-test (the server ended it, or a request was cancelled during a
             # query); the test already saw that error, and the server rolled back.
