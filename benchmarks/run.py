@@ -247,6 +247,14 @@ def main() -> None:
             rows.append(
                 (label, f"{value:.2f} ms", f"{value / bare:.1f}x bare, +{value - bare:.2f} ms")
             )
+        for kind, label in [
+            ("harness", "harness, report recording off"),
+            ("harness_get", "harness + one GET, report recording off"),
+        ]:
+            value = per_test(kind, options.tests, {"E2E_RECORDING": "off"}) * 1000
+            results[f"{kind}_recording_off_ms"] = value
+            on = results[f"{kind}_ms"]
+            rows.append((label, f"{value:.2f} ms", f"recording costs {on - value:+.2f} ms/test"))
         wide = results["harness_100_tables_ms"] = (
             per_test("harness", options.tests, {"BENCH_EXTRA_TABLES": "99"}) * 1000
         )

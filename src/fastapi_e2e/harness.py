@@ -93,6 +93,8 @@ class E2ERun:
         self.description = ""
         self.cluster: EmbeddedCluster | None = None
         self.recording_limits = record.Limits()
+        # Off only to measure what recording costs (benchmarks/run.py); not an option.
+        self.recording_on = os.environ.get("E2E_RECORDING", "on") != "off"
 
     async def __aenter__(self) -> E2ERun:
         self._stack = AsyncExitStack()
@@ -297,8 +299,9 @@ class E2ETest:
                 self._fastapi.dependency_overrides[run.dependency] = override
         self.recording = record.Recording(run.recording_limits)
         self._connection_info = self.tx.connection.sync_connection.info  # type: ignore[union-attr]
-        record.attach(self.recording, self._connection_info)
-        run.app_under_test.recording = self.recording
+        if run.recording_on:
+            record.attach(self.recording, self._connection_info)
+            run.app_under_test.recording = self.recording
         run.app_under_test.gate = self.tx.gate
         run.guard.in_test = True
         self._client: httpx.AsyncClient | None = None

@@ -290,3 +290,19 @@ def test_secrets_appear_nowhere_in_the_output(report: pytest.Pytester) -> None:
         assert secret not in output
         for text in files:
             assert secret not in text
+
+
+def test_recording_can_be_switched_off_to_measure_its_cost(
+    report: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # E2E_RECORDING=off is the benchmark's knob: same test, no section.
+    monkeypatch.setenv("E2E_RECORDING", "off")
+    report.makepyfile(
+        """
+        async def test_create(client):
+            assert (await client.post("/things", params={"name": "lamp"})).status_code == 200
+        """
+    )
+    result = report.runpytest_subprocess(timeout=NO_HANG)
+    result.assert_outcomes(failed=1)
+    assert "requests, server exceptions and SQL" not in result.stdout.str()
