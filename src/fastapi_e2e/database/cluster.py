@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import pwd
 import shutil
@@ -26,7 +27,7 @@ from sqlalchemy.engine import URL
 
 from fastapi_e2e.database.binaries import PgBinaries
 from fastapi_e2e.database.cache import SnapshotCache
-from fastapi_e2e.database.provision import TEMPLATE_PREFIX, connect_admin, pid_alive
+from fastapi_e2e.database.provision import connect_admin, drop_database, pid_alive
 from fastapi_e2e.errors import (
     INITDB_FAILED,
     NO_UNPRIVILEGED_USER,
@@ -54,6 +55,9 @@ _PR_SET_PDEATHSIG = 1
 # Schema templates kept in a cached cluster (newest first): enough for switching
 # between a few branches without rebuilding, few enough to keep snapshots small.
 MAX_CACHED_TEMPLATES = 5
+# In the data directory: the templates a snapshot holds (name, oid), written when it
+# is saved, so a run can tell whether it built anything without asking at start-up.
+TEMPLATES_FILE = "e2e_templates.json"
 
 
 def runtime_base_dir() -> Path:
@@ -138,7 +142,6 @@ class EmbeddedCluster:
         """Whether the data directory came from the cache (else from initdb)."""
         self.cache_outcome = "cache off"
         """What happened to the cache at exit, for the run's summary."""
-        self._templates_at_start: set[tuple[str, int]] = set()
 
     @property
     def datadir(self) -> Path:
@@ -168,8 +171,6 @@ class EmbeddedCluster:
             if not self.restored:
                 self._initdb(user)
             await self._start(user)
-            if self.cache is not None:
-                self._templates_at_start = await self._templates()
         except BaseException:
             self._stop()
             raise
@@ -182,23 +183,20 @@ class EmbeddedCluster:
         finally:
             self._stop()
 
-    async def _templates(self) -> set[tuple[str, int]]:
-        """The finished schema templates in the cluster, by name and oid (a rebuilt
-        template keeps its name but not its oid)."""
-        admin = await connect_admin(self.url)
+    def _snapshot_templates(self) -> set[tuple[str, int]]:
+        """The templates the restored snapshot held, as its save recorded them."""
         try:
-            rows = await admin.fetch(
-                "SELECT datname, oid FROM pg_database WHERE datistemplate AND datname LIKE $1",
-                TEMPLATE_PREFIX.replace("_", "\\_") + "%",
-            )
-        finally:
-            await admin.close()
-        return {(row["datname"], row["oid"]) for row in rows}
+            return {
+                (name, oid) for name, oid in json.loads((self.datadir / TEMPLATES_FILE).read_text())
+            }
+        except (OSError, ValueError, TypeError):
+            return set()  # initdb, or no record: whatever templates exist are new
 
     async def _save_to_cache(self, cache: SnapshotCache) -> None:
-        """Snapshot the cluster when it holds something the cache lacks.
+        """Snapshot the cluster when it holds templates the cache lacks.
 
-        Test databases are dropped first, the oldest templates beyond
+        Templates are compared by name and oid (a rebuilt template keeps its name,
+        not its oid). Test databases are dropped first, the oldest templates beyond
         MAX_CACHED_TEMPLATES too, and the server is stopped cleanly so the copy is
         consistent. Failing to save only costs the next run its warm start.
         """
@@ -207,10 +205,24 @@ class EmbeddedCluster:
             self.cache_outcome = "not saved: the server had stopped"
             return
         try:
-            if self.restored and await self._templates() == self._templates_at_start:
-                self.cache_outcome = "unchanged"
-                return
-            await self._forget_test_databases()
+            admin = await connect_admin(self.url)
+            try:
+                rows = await admin.fetch(
+                    "SELECT datname, oid, datistemplate FROM pg_database "
+                    "WHERE datname LIKE 'e2e\\_%' ORDER BY oid DESC"
+                )
+                templates = [(row["datname"], row["oid"]) for row in rows if row["datistemplate"]]
+                if self.restored and set(templates) == self._snapshot_templates():
+                    self.cache_outcome = "unchanged"
+                    return
+                doomed = [row["datname"] for row in rows if not row["datistemplate"]]
+                doomed += [name for name, _ in templates[MAX_CACHED_TEMPLATES:]]
+                for name in doomed:
+                    await drop_database(admin, name)
+            finally:
+                await admin.close()
+            kept = templates[:MAX_CACHED_TEMPLATES]
+            (self.datadir / TEMPLATES_FILE).write_text(json.dumps(kept))
             self.process.send_signal(signal.SIGINT)  # "fast" shutdown: a clean checkpoint
             self.process.wait(timeout=30)
             if self.process.returncode != 0:
@@ -220,22 +232,6 @@ class EmbeddedCluster:
             self.cache_outcome = "saved"
         except (OSError, subprocess.TimeoutExpired, E2EError, asyncpg.PostgresError) as exc:
             self.cache_outcome = f"not saved: {exc}"
-
-    async def _forget_test_databases(self) -> None:
-        admin = await connect_admin(self.url)
-        try:
-            rows = await admin.fetch(
-                "SELECT datname, datistemplate FROM pg_database "
-                "WHERE datname LIKE 'e2e\\_%' ORDER BY oid DESC"
-            )
-            templates = [row["datname"] for row in rows if row["datistemplate"]]
-            doomed = [row["datname"] for row in rows if not row["datistemplate"]]
-            doomed += templates[MAX_CACHED_TEMPLATES:]
-            for name in doomed:
-                await admin.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
-                await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
     def _run_as(self, user: pwd.struct_passwd | None) -> dict[str, object]:
         if user is None:

@@ -149,7 +149,7 @@ class TestDatabase:
                 await admin.execute("SELECT pg_advisory_unlock($1)", lock)
         except BaseException:
             if self._created and not admin.is_closed():
-                await _drop(admin, self.name)
+                await drop_database(admin, self.name)
             raise
         finally:
             if not admin.is_closed():
@@ -170,7 +170,7 @@ class TestDatabase:
                 self.template_reused = True
                 return
         if row is not None:  # half-built by a run that died, or to be rebuilt
-            await _drop(admin, self.template_name)
+            await drop_database(admin, self.template_name)
         await self._create(admin, self.template_name, None)
         try:
             if self.schema is not None:
@@ -181,7 +181,7 @@ class TestDatabase:
                 "WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
             )
         except BaseException:
-            await _drop(admin, self.template_name)
+            await drop_database(admin, self.template_name)
             raise
         what = self.schema.description if self.schema is not None else "no schema"
         await _comment(
@@ -212,7 +212,7 @@ class TestDatabase:
             return
         admin = await connect_admin(self.admin_url)
         try:
-            await _drop(admin, self.name)
+            await drop_database(admin, self.name)
         finally:
             await admin.close()
 
@@ -236,7 +236,7 @@ async def drop_stale_databases(admin: asyncpg.Connection) -> list[str]:
         pid, on = int(match.group(1)), match.group(2)
         if on == host and not pid_alive(pid):
             try:
-                await _drop(admin, row["datname"])
+                await drop_database(admin, row["datname"])
             except asyncpg.PostgresError:
                 continue  # another role's, or being dropped by a concurrent run
             dropped.append(row["datname"])
@@ -264,7 +264,8 @@ async def _comment(admin: asyncpg.Connection, name: str, text: str) -> None:
     await admin.execute(f"COMMENT ON DATABASE {_quote(name)} IS '{literal}'")
 
 
-async def _drop(admin: asyncpg.Connection, name: str) -> None:
+async def drop_database(admin: asyncpg.Connection, name: str) -> None:
+    """Drop ``name`` (a template too), disconnecting whoever is connected to it."""
     force = " WITH (FORCE)" if admin.get_server_version().major >= 13 else ""
     # A template cannot be dropped while it is marked as one.
     await admin.execute(f"ALTER DATABASE {_quote(name)} IS_TEMPLATE false")
