@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -117,3 +118,13 @@ def _private_cluster_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("E2E_CACHE_DIR", str(tmp_path_factory.mktemp("cluster-cache")))
         yield
+
+
+@pytest.fixture
+def cold_embedded(
+    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> pytest.Pytester:
+    """The shop app on the embedded default, with an empty cluster cache of its own."""
+    monkeypatch.delenv("E2E_DATABASE_URL")
+    monkeypatch.setenv("E2E_CACHE_DIR", str(tmp_path / "cache"))
+    return shop

@@ -32,22 +32,13 @@ def _seen(pytester: pytest.Pytester) -> list[tuple[str, str, str]]:
     return [(worker, database, server) for worker, database, server in lines]
 
 
-@pytest.fixture
-def embedded(
-    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> pytest.Pytester:
-    monkeypatch.delenv("E2E_DATABASE_URL")
-    monkeypatch.setenv("E2E_CACHE_DIR", str(tmp_path / "cache"))
-    return shop
-
-
 def test_workers_share_one_cluster_and_each_gets_its_own_database(
-    embedded: pytest.Pytester,
+    cold_embedded: pytest.Pytester,
 ) -> None:
-    _write_tests(embedded)
-    result = embedded.runpytest_subprocess("-n", "2", "-p", "xdist")
+    _write_tests(cold_embedded)
+    result = cold_embedded.runpytest_subprocess("-n", "2", "-p", "xdist")
     result.assert_outcomes(passed=6)
-    seen = _seen(embedded)
+    seen = _seen(cold_embedded)
     assert {worker for worker, _, _ in seen} == {"gw0", "gw1"}
     by_worker = {worker: database for worker, database, _ in seen}
     assert len(set(by_worker.values())) == 2
@@ -78,19 +69,19 @@ def test_workers_on_an_existing_server_get_distinct_databases(shop: pytest.Pytes
 
 
 def test_cluster_failure_on_the_controller_is_reported_by_the_workers(
-    embedded: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    cold_embedded: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PG_BINDIR", str(tmp_path / "no-postgres-here"))
-    _write_tests(embedded)
-    result = embedded.runpytest_subprocess("-n", "2", "-p", "xdist", timeout=120)
+    _write_tests(cold_embedded)
+    result = cold_embedded.runpytest_subprocess("-n", "2", "-p", "xdist", timeout=120)
     result.assert_outcomes(errors=6)
     result.stdout.fnmatch_lines(["*no-postgres-here*"])
 
 
-def test_create_db_under_xdist_rebuilds_the_template_once(embedded: pytest.Pytester) -> None:
-    _write_tests(embedded)
-    embedded.runpytest_subprocess("-n", "2", "-p", "xdist").assert_outcomes(passed=6)
-    result = embedded.runpytest_subprocess("-n", "2", "-p", "xdist", "--e2e-create-db")
+def test_create_db_under_xdist_rebuilds_the_template_once(cold_embedded: pytest.Pytester) -> None:
+    _write_tests(cold_embedded)
+    cold_embedded.runpytest_subprocess("-n", "2", "-p", "xdist").assert_outcomes(passed=6)
+    result = cold_embedded.runpytest_subprocess("-n", "2", "-p", "xdist", "--e2e-create-db")
     result.assert_outcomes(passed=6)
     output = result.stdout.str()
     assert output.count(" built;") == 1, output

@@ -39,21 +39,11 @@ class Label(Base):
 """
 
 
-@pytest.fixture
-def cached(
-    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> pytest.Pytester:
-    """The shop app on the embedded default, with a cache directory of its own."""
-    monkeypatch.delenv("E2E_DATABASE_URL")
-    monkeypatch.setenv("E2E_CACHE_DIR", str(tmp_path / "cache"))
-    return shop
-
-
 def test_second_run_restores_the_cluster_and_reuses_the_template(
-    cached: pytest.Pytester, tmp_path: Path
+    cold_embedded: pytest.Pytester, tmp_path: Path
 ) -> None:
-    cached.makepyfile(test_tables=TEST_TABLES.format(expected=["audit", "things"]))
-    first = cached.runpytest_subprocess()
+    cold_embedded.makepyfile(test_tables=TEST_TABLES.format(expected=["audit", "things"]))
+    first = cold_embedded.runpytest_subprocess()
     first.assert_outcomes(passed=1)
     first.stdout.fnmatch_lines(
         [
@@ -63,7 +53,7 @@ def test_second_run_restores_the_cluster_and_reuses_the_template(
     )
     assert (tmp_path / "cache").is_dir()
 
-    second = cached.runpytest_subprocess()
+    second = cold_embedded.runpytest_subprocess()
     second.assert_outcomes(passed=1)
     second.stdout.fnmatch_lines(
         [
@@ -73,29 +63,29 @@ def test_second_run_restores_the_cluster_and_reuses_the_template(
     )
 
 
-def test_changed_schema_builds_a_new_template(cached: pytest.Pytester) -> None:
-    cached.makepyfile(test_tables=TEST_TABLES.format(expected=["audit", "things"]))
-    cached.runpytest_subprocess().assert_outcomes(passed=1)
+def test_changed_schema_builds_a_new_template(cold_embedded: pytest.Pytester) -> None:
+    cold_embedded.makepyfile(test_tables=TEST_TABLES.format(expected=["audit", "things"]))
+    cold_embedded.runpytest_subprocess().assert_outcomes(passed=1)
 
     # The same app with one more model: the key changes, so the cached template is
     # not used, and the new one is saved for the run after.
-    cached.makepyfile(shop_extra=EXTRA_TABLE)
-    cached.makeconftest("import shop_extra  # noqa: F401\n" + CONFTEST.format(extra=""))
-    cached.makepyfile(test_tables=TEST_TABLES.format(expected=["audit", "labels", "things"]))
-    changed = cached.runpytest_subprocess()
+    cold_embedded.makepyfile(shop_extra=EXTRA_TABLE)
+    cold_embedded.makeconftest("import shop_extra  # noqa: F401\n" + CONFTEST.format(extra=""))
+    cold_embedded.makepyfile(test_tables=TEST_TABLES.format(expected=["audit", "labels", "things"]))
+    changed = cold_embedded.runpytest_subprocess()
     changed.assert_outcomes(passed=1)
     changed.stdout.fnmatch_lines(
         ["*(*, restored from cache); schema template e2e_tpl_* built;*cluster cache: saved"]
     )
-    again = cached.runpytest_subprocess()
+    again = cold_embedded.runpytest_subprocess()
     again.assert_outcomes(passed=1)
     again.stdout.fnmatch_lines(["*schema template e2e_tpl_* reused;*cluster cache: unchanged"])
 
 
-def test_create_db_rebuilds_an_unchanged_template(cached: pytest.Pytester) -> None:
-    cached.makepyfile(test_tables=TEST_TABLES.format(expected=["audit", "things"]))
-    cached.runpytest_subprocess().assert_outcomes(passed=1)
-    rebuilt = cached.runpytest_subprocess("--e2e-create-db")
+def test_create_db_rebuilds_an_unchanged_template(cold_embedded: pytest.Pytester) -> None:
+    cold_embedded.makepyfile(test_tables=TEST_TABLES.format(expected=["audit", "things"]))
+    cold_embedded.runpytest_subprocess().assert_outcomes(passed=1)
+    rebuilt = cold_embedded.runpytest_subprocess("--e2e-create-db")
     rebuilt.assert_outcomes(passed=1)
     rebuilt.stdout.fnmatch_lines(
         [
@@ -105,21 +95,25 @@ def test_create_db_rebuilds_an_unchanged_template(cached: pytest.Pytester) -> No
     )
 
 
-def test_cache_dir_option_is_shown_with_its_source(cached: pytest.Pytester, tmp_path: Path) -> None:
-    cached.makepyfile("def test_nothing():\n    pass\n")
-    result = cached.runpytest_subprocess(f"--e2e-cache-dir={tmp_path / 'elsewhere'}")
+def test_cache_dir_option_is_shown_with_its_source(
+    cold_embedded: pytest.Pytester, tmp_path: Path
+) -> None:
+    cold_embedded.makepyfile("def test_nothing():\n    pass\n")
+    result = cold_embedded.runpytest_subprocess(f"--e2e-cache-dir={tmp_path / 'elsewhere'}")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [f"fastapi-e2e: cluster cache: {tmp_path / 'elsewhere'} (command line)*"]
     )
 
 
-def test_unusable_cache_falls_back_to_initdb(cached: pytest.Pytester, tmp_path: Path) -> None:
+def test_unusable_cache_falls_back_to_initdb(
+    cold_embedded: pytest.Pytester, tmp_path: Path
+) -> None:
     # A cache directory that is a file: nothing can be restored or saved, and the run
     # still works from initdb, saying the cache was not saved.
     (tmp_path / "cache").write_text("not a directory")
-    cached.makepyfile(test_tables=TEST_TABLES.format(expected=["audit", "things"]))
-    result = cached.runpytest_subprocess()
+    cold_embedded.makepyfile(test_tables=TEST_TABLES.format(expected=["audit", "things"]))
+    result = cold_embedded.runpytest_subprocess()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*(*, initdb);*cluster cache: not saved: *"])
 
