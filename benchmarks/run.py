@@ -218,7 +218,7 @@ def main() -> None:
         print(f"machine: {machine()}", flush=True)
 
         def per_test(kind: str, count: int, env: dict[str, str] | None = None) -> float:
-            directory = work / f"{kind}-{count}-{len(env or {})}"
+            directory = work / f"{kind}-{count}"  # env changes the run, not the files
             if not directory.exists():
                 write_suite(directory, kind, count)
             run_pytest(directory, cache=cache, env_extra=env)  # warm the cache and the disk
