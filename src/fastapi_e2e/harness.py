@@ -129,6 +129,7 @@ class E2ERun:
             admin_url,
             self._schema_source(),
             drop=not embedded,
+            clean_stale=not embedded,
             rebuild=bool(self.settings.create_db.value),
             run_id=self.worker.run_id if self.worker is not None else None,
             label=self.worker.name if self.worker is not None else "",

@@ -82,7 +82,8 @@ class TestDatabase:
     ``db.template_name`` (named by the schema's key and the server's major version),
     clones ``db.url`` from it, and on exit drops the clone (unless ``drop=False``,
     for a throwaway cluster). ``rebuild=True`` rebuilds the template once per
-    ``run_id`` (xdist workers share one). Before all that, test databases of runs
+    ``run_id`` (xdist workers share one). Before all that, unless
+    ``clean_stale=False`` (a cluster of our own has none), test databases of runs
     that died on this host are dropped.
     """
 
@@ -97,11 +98,13 @@ class TestDatabase:
         rebuild: bool = False,
         run_id: str | None = None,
         label: str = "",
+        clean_stale: bool = True,
     ) -> None:
         self.admin_url = admin_url
         self.schema = schema
         self.drop = drop
         self.rebuild = rebuild
+        self.clean_stale = clean_stale
         self.run_id = run_id or secrets.token_hex(4)
         suffix = f"_{label}" if label else ""
         self.name = f"{NAME_PREFIX}{secrets.token_hex(4)}{suffix}"
@@ -126,7 +129,8 @@ class TestDatabase:
     async def __aenter__(self) -> TestDatabase:
         admin = await connect_admin(self.admin_url)
         try:
-            self.stale_dropped = await drop_stale_databases(admin)
+            if self.clean_stale:
+                self.stale_dropped = await drop_stale_databases(admin)
             started = time.perf_counter()
             key = self.schema.key() if self.schema is not None else "no schema"
             version = admin.get_server_version().major
