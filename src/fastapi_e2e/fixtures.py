@@ -174,53 +174,87 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _check_loop(request: pytest.FixtureRequest) -> None:
+# The test being run, innermost last: pytester runs pytest inside a test.
+_items: list[pytest.Item] = []
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """Remember the test being run, for the per-test fixtures below.
+
+    Those fixtures take no arguments on purpose: asking for ``request`` makes pytest
+    (9.x) build a FixtureDef and inspect a signature for it on every use, about
+    0.1 ms per fixture per test, which the per-test budget cannot afford twice.
+    """
+    _items.append(item)
+    try:
+        return (yield)
+    finally:
+        _items.pop()
+
+
+def _current_item() -> pytest.Item:
+    if not _items:  # a fixture resolved outside pytest's run protocol
+        raise RuntimeError("fastapi-e2e: no test is running; harness fixtures are per test")
+    return _items[-1]
+
+
+def _request_of(item: pytest.Item) -> pytest.FixtureRequest:
+    """The item's own fixture request, for the rare lookups a fixture still needs
+    (the run on the first test, the anyio backend). pytest-asyncio reaches the
+    runner fixture the same way."""
+    request: pytest.FixtureRequest = item._request  # type: ignore[attr-defined]
+    return request
+
+
+def _check_loop(item: pytest.Item) -> None:
     """Fail at setup when the test would run outside the harness's session loop."""
     __tracebackhide__ = True
-    node = request.node
-    marker = node.get_closest_marker("asyncio")
+    marker = item.get_closest_marker("asyncio")
     scope = marker and (marker.kwargs.get("loop_scope") or marker.kwargs.get("scope"))
+    fixturenames: list[str] = getattr(item, "fixturenames", [])
     if scope and scope != "session":
-        harness = sorted(set(node.fixturenames) & PUBLIC_FIXTURES)
+        harness = sorted(set(fixturenames) & PUBLIC_FIXTURES)
         _fail(
             errors.LoopScopeError(
                 errors.LOOP_SCOPE_MISMATCH.format(
-                    nodeid=node.nodeid, fixtures=", ".join(harness), scope=scope
+                    nodeid=item.nodeid, fixtures=", ".join(harness), scope=scope
                 )
             )
         )
-    if "anyio_backend" in node.fixturenames:
-        backend = request.getfixturevalue("anyio_backend")
+    if "anyio_backend" in fixturenames:
+        backend = _request_of(item).getfixturevalue("anyio_backend")
         name = backend if isinstance(backend, str) else backend[0]
         if name != "asyncio":
             _fail(
                 errors.LoopScopeError(
-                    errors.ANYIO_BACKEND_UNSUPPORTED.format(nodeid=node.nodeid, backend=name)
+                    errors.ANYIO_BACKEND_UNSUPPORTED.format(nodeid=item.nodeid, backend=name)
                 )
             )
 
 
 @contextlib.contextmanager
-def _this_test(request: pytest.FixtureRequest) -> Iterator[E2ETest]:
-    """The test's E2ETest: started by whichever harness fixture the test asks for
-    first, and ended when that fixture is torn down (after the ones set up later).
+def _this_test() -> Iterator[E2ETest]:
+    """The running test's E2ETest: started by whichever harness fixture the test asks
+    for first, and ended when that fixture is torn down (after the ones set up later).
 
     Each public fixture starts the test itself instead of depending on a shared
-    fixture: every fixture hop costs about 0.1 ms per test, which the budget for
-    the whole per-test path (0.5 ms) cannot afford twice.
+    fixture: every fixture hop costs pytest's machinery per test, which the budget
+    for the whole per-test path (0.5 ms) cannot afford twice.
     """
     __tracebackhide__ = True
-    test = request.node.stash.get(TEST_KEY, None)
+    item = _current_item()
+    test = item.stash.get(TEST_KEY, None)
     if test is not None:
         yield test
         return
-    _check_loop(request)
+    _check_loop(item)
     # Once the run exists, take it and the loop from the stash: getfixturevalue()
     # per test costs more than the test's own database work.
-    run = request.config.stash.get(RUN_KEY, None) or _get_run(request)
-    loop = request.config.stash[LOOP_KEY]
+    run = item.config.stash.get(RUN_KEY, None) or _get_run(_request_of(item))
+    loop = item.config.stash[LOOP_KEY]
     test = _run_or_fail(loop, E2ETest(run).__aenter__())
-    request.node.stash[TEST_KEY] = test
+    item.stash[TEST_KEY] = test
     yield test
     _run_or_fail(loop, test.__aexit__(None, None, None))
     escapes = test.run.guard.take_escapes() + test.tx.gate.stale_sessions
@@ -229,7 +263,7 @@ def _this_test(request: pytest.FixtureRequest) -> Iterator[E2ETest]:
 
 
 @pytest.fixture
-def client(request: pytest.FixtureRequest) -> Iterator[httpx.AsyncClient]:
+def client() -> Iterator[httpx.AsyncClient]:
     """An ``httpx.AsyncClient`` on the app (base_url ``http://testserver``), function scope.
 
     Requests run in-process against the app built once per run with its lifespan
@@ -238,12 +272,12 @@ def client(request: pytest.FixtureRequest) -> Iterator[httpx.AsyncClient]:
     tracebacks are shown in the report of a failing test.
     """
     __tracebackhide__ = True
-    with _this_test(request) as test:
+    with _this_test() as test:
         yield test.client
 
 
 @pytest.fixture
-def db_session(request: pytest.FixtureRequest) -> Iterator[AsyncSession]:
+def db_session() -> Iterator[AsyncSession]:
     """An ``AsyncSession`` inside this test's transaction, function scope.
 
     Shares the connection with the app: rows it flushes are visible to requests
@@ -253,30 +287,30 @@ def db_session(request: pytest.FixtureRequest) -> Iterator[AsyncSession]:
     objects already loaded, so the test sees what the app changed.
     """
     __tracebackhide__ = True
-    with _this_test(request) as test:
+    with _this_test() as test:
         yield test.tx.session
 
 
 @pytest.fixture
-def db_connection(request: pytest.FixtureRequest) -> Iterator[AsyncConnection]:
+def db_connection() -> Iterator[AsyncConnection]:
     """The ``AsyncConnection`` this test, ``db_session`` and the app share, function scope.
 
     Use it for Core statements. Do not commit or roll back its transaction: that is
     the harness's, ended after the test.
     """
     __tracebackhide__ = True
-    with _this_test(request) as test:
+    with _this_test() as test:
         yield test.tx.connection
 
 
 @pytest.fixture
-def app(request: pytest.FixtureRequest) -> Iterator[FastAPI]:
+def app() -> Iterator[FastAPI]:
     """The app under test (built once per run, lifespan running), function scope.
 
     Changes to ``app.dependency_overrides`` made by the test are undone after it.
     """
     __tracebackhide__ = True
-    with _this_test(request) as test:
+    with _this_test() as test:
         yield test.app  # type: ignore[misc]
 
 
@@ -291,7 +325,7 @@ def e2e_database_url(request: pytest.FixtureRequest) -> URL:
 
 
 @pytest.fixture
-def e2e_queries(request: pytest.FixtureRequest) -> Iterator[QueryCounter]:
+def e2e_queries() -> Iterator[QueryCounter]:
     """Assert how many SQL statements a block runs, function scope.
 
     ``with e2e_queries.exactly(3):`` or ``with e2e_queries.at_most(5):`` around
@@ -302,7 +336,7 @@ def e2e_queries(request: pytest.FixtureRequest) -> Iterator[QueryCounter]:
     ``with e2e_queries.capture() as queries:`` only collects them (``queries.sql``).
     """
     __tracebackhide__ = True
-    with _this_test(request) as test:
+    with _this_test() as test:
         yield QueryCounter(test.recording)
 
 

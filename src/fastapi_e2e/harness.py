@@ -43,7 +43,8 @@ from fastapi_e2e.diagnosis import record
 from fastapi_e2e.errors import ClusterStartError, ConfigError
 from fastapi_e2e.importing import resolve
 
-BASE_URL = "http://testserver"
+# Parsed once: httpx re-parses a str base_url for every client (one client per test).
+BASE_URL = httpx.URL("http://testserver")
 
 
 def _sessionmaker_used_by(dependency: Any) -> async_sessionmaker[Any] | None:

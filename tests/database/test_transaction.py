@@ -632,3 +632,33 @@ def test_closing_db_connection_is_refused_once_and_clearly(shop: pytest.Pytester
     result.stdout.fnmatch_lines(
         ["*Refused to commit or roll back*db_connection.commit()/rollback()/close()*"]
     )
+
+
+def test_fixtures_fetched_inside_the_test_join_its_transaction(
+    shop: pytest.Pytester, admin: Admin
+) -> None:
+    # The per-test fixtures find their test without `request`; fetched late, from the
+    # test body, they must still join that test's transaction and end with it.
+    shop.makepyfile(
+        """
+        from sqlalchemy import text
+        from shop import Thing
+
+        async def test_late(request, client):
+            db_session = request.getfixturevalue("db_session")
+            db_connection = request.getfixturevalue("db_connection")
+            db_session.add(Thing(name="late"))
+            await db_session.flush()
+            assert (await client.get("/things")).json() == ["late"]
+            rows = await db_connection.execute(text("SELECT name FROM things"))
+            assert rows.scalars().all() == ["late"]
+
+        async def test_after():
+            pass
+
+        async def test_next(client):
+            assert (await client.get("/things")).json() == []
+        """
+    )
+    shop.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=3)
+    assert admin.e2e_databases() == []
