@@ -114,6 +114,7 @@ class XdistController:
             self.error = str(exc)
         else:
             self.cluster = cluster
+            fixtures.freeze_heap_at_exit()  # the conftest's imports make this heap large too
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         summary = getattr(node, "workeroutput", {}).get(SUMMARY)
