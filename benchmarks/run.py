@@ -164,7 +164,7 @@ def run_pytest(
         **os.environ,
         "BENCH_OUT": str(out),
         "E2E_CACHE_DIR": str(cache),
-        "PYTHONPATH": str(directory),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")])),
         **(env_extra or {}),
     }
     env.pop("E2E_DATABASE_URL", None)
