@@ -3,9 +3,18 @@ built once; each worker its own test database, seeing only its own data."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import URL, make_url
+
+from fastapi_e2e import xdist
+from fastapi_e2e.errors import ClusterStartError
+from fastapi_e2e.xdist import WorkerInfo
 
 # Each test writes a row and checks it is the only one, then records which worker,
 # database and server it ran on. Six files so both workers get some.
@@ -89,3 +98,68 @@ def test_create_db_under_xdist_rebuilds_the_template_once(cold_embedded: pytest.
     result.stdout.fnmatch_lines(
         ["*shared by the workers (restored from cache); cluster cache: saved"]
     )
+
+
+@pytest.fixture
+def broken_bindir() -> Iterator[Path]:
+    """PostgreSQL binaries that exist but cannot make a cluster: initdb fails.
+
+    World-readable, since initdb runs as the unprivileged user when pytest is root.
+    """
+    bindir = Path(tempfile.mkdtemp(prefix="broken-postgres-"))
+    bindir.chmod(0o755)
+    for name in ("initdb", "postgres"):
+        script = bindir / name
+        script.write_text("#!/bin/sh\necho 'initdb: could not write: No space left' >&2\nexit 1\n")
+        script.chmod(0o755)
+    yield bindir
+    shutil.rmtree(bindir)
+
+
+def test_cluster_failing_while_workers_start_is_reported_by_each_worker(
+    cold_embedded: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, broken_bindir: Path
+) -> None:
+    # The controller finds these binaries at once; only its cluster thread learns,
+    # while the workers import and collect, that initdb fails.
+    monkeypatch.setenv("PG_BINDIR", str(broken_bindir))
+    _write_tests(cold_embedded)
+    result = cold_embedded.runpytest_subprocess("-n", "2", "-p", "xdist", timeout=120)
+    result.assert_outcomes(errors=6)
+    result.stdout.fnmatch_lines(["*initdb failed (exit 1)*No space left*"])
+    assert "shared by the workers" not in result.stdout.str()
+
+
+def _worker(status: Path) -> WorkerInfo:
+    url = make_url("postgresql+asyncpg://postgres@/postgres?host=/nowhere")
+    return WorkerInfo(name="gw0", run_id="run", cluster_url=url, cluster_status=status)
+
+
+def test_worker_waits_for_the_controller_to_say_ready(tmp_path: Path) -> None:
+    status = tmp_path / "cluster.status"
+    status.write_text("")
+
+    async def main() -> URL:
+        waiting = asyncio.ensure_future(_worker(status).wait_for_cluster())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        status.write_text(xdist.READY)
+        return await asyncio.wait_for(waiting, 5)
+
+    assert asyncio.run(main()).query["host"] == "/nowhere"
+
+
+def test_worker_raises_the_controllers_start_error(tmp_path: Path) -> None:
+    status = tmp_path / "cluster.status"
+    status.write_text("initdb failed (exit 1): disk full")
+    with pytest.raises(ClusterStartError, match="disk full"):
+        asyncio.run(_worker(status).wait_for_cluster())
+
+
+def test_worker_gives_up_on_a_controller_that_never_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status = tmp_path / "cluster.status"
+    status.write_text("")
+    monkeypatch.setattr(xdist, "WAIT_TIMEOUT", 0.05)
+    with pytest.raises(ClusterStartError, match=r"not ready after 0.05 s \(.*cluster\.status"):
+        asyncio.run(_worker(status).wait_for_cluster())

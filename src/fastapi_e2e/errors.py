@@ -70,6 +70,13 @@ SERVER_START_FAILED = (
     "Fix the cause shown in the log, or use an existing server with E2E_DATABASE_URL."
 )
 
+CONTROLLER_CLUSTER_TIMEOUT = (
+    "The xdist controller's embedded PostgreSQL cluster was not ready after {timeout:g} s "
+    "(it reports its state in {path}, which stayed empty). The controller starts the "
+    "cluster when it sets up the first worker; see the controller's output for why it "
+    "stalled, or use an existing server with E2E_DATABASE_URL."
+)
+
 NO_UNPRIVILEGED_USER = (
     "pytest runs as root and PostgreSQL refuses to run as root, but no unprivileged "
     "user was found to run it as (tried 'postgres' and 'nobody'). Create one "

@@ -28,7 +28,8 @@ from fastapi_e2e import errors
 from fastapi_e2e.config import E2EConfig, Settings
 from fastapi_e2e.diagnosis.queries import QueryCounter
 from fastapi_e2e.diagnosis.record import Limits
-from fastapi_e2e.harness import E2ERun, E2ETest, WorkerInfo
+from fastapi_e2e.harness import E2ERun, E2ETest
+from fastapi_e2e.xdist import WorkerInfo
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 TEST_KEY = pytest.StashKey[E2ETest]()

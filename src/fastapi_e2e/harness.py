@@ -12,10 +12,9 @@ import time
 import typing
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import httpx
@@ -40,8 +39,11 @@ from fastapi_e2e.database.provision import SchemaSource, TestDatabase
 from fastapi_e2e.database.transaction import SharedTransaction, session_options_of
 from fastapi_e2e.database.urls import mask
 from fastapi_e2e.diagnosis import record
-from fastapi_e2e.errors import ClusterStartError, ConfigError
+from fastapi_e2e.errors import ConfigError
 from fastapi_e2e.importing import resolve
+
+if TYPE_CHECKING:  # the xdist module imports this one
+    from fastapi_e2e.xdist import WorkerInfo
 
 # Parsed once: httpx re-parses a str base_url for every client (one client per test).
 BASE_URL = httpx.URL("http://testserver")
@@ -219,11 +221,11 @@ class E2ERun:
         if url is not None:
             self.description = f"{mask(url)} (from {self.settings.db_url.source})"
             return url, False
-        if self.worker is not None and self.worker.cluster_error is not None:
-            raise ClusterStartError(self.worker.cluster_error)
-        if self.worker is not None and self.worker.cluster_url is not None:
+        if self.worker is not None and self.worker.uses_controller_cluster:
+            # Started by the controller while this worker imported and collected.
+            cluster_url = await self.worker.wait_for_cluster()
             self.description = f"embedded cluster of the xdist controller, {self.worker.name}"
-            return self.worker.cluster_url, False
+            return cluster_url, False
         self.cluster = await self._stack.enter_async_context(start_cluster(self.settings))
         return self.cluster.url, True
 
@@ -251,20 +253,6 @@ class E2ERun:
             return "E2EConfig.session_dependency, not set"
         module = getattr(self.dependency, "__module__", "?")
         return f"{module}:{getattr(self.dependency, '__qualname__', self.dependency)}"
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """What an xdist worker's run gets from the controller."""
-
-    name: str
-    """The worker's id (``gw0``), part of its test database's name."""
-    run_id: str
-    """Shared by the run's workers: ``--e2e-create-db`` rebuilds once per run."""
-    cluster_url: URL | None
-    """The controller's embedded cluster (None when an existing server is used)."""
-    cluster_error: str | None = None
-    """Why the controller could not start that cluster, reported by the first test."""
 
 
 def start_cluster(settings: Settings) -> EmbeddedCluster:

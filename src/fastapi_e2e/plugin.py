@@ -5,25 +5,20 @@ The fixtures themselves live in ``fastapi_e2e.fixtures``.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
-import secrets
 from collections.abc import Generator
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from fastapi_e2e import fixtures
-from fastapi_e2e.config import OPTIONS, Settings, resolve_settings
+from fastapi_e2e import fixtures, xdist
+from fastapi_e2e.config import OPTIONS, resolve_settings
 from fastapi_e2e.database.cache import default_cache_dir
-from fastapi_e2e.database.cluster import EmbeddedCluster
 from fastapi_e2e.database.urls import mask
 from fastapi_e2e.diagnosis import artifact, notes
 from fastapi_e2e.diagnosis import report as report_module
-from fastapi_e2e.errors import ConfigError, E2EError
-from fastapi_e2e.harness import WorkerInfo, start_cluster
+from fastapi_e2e.errors import ConfigError
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,89 +51,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(fixtures, "fastapi_e2e.fixtures")
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
-        config.stash[fixtures.WORKER_KEY] = _worker_info(workerinput)
+        config.stash[fixtures.WORKER_KEY] = xdist.worker_info(workerinput)
     elif config.pluginmanager.has_plugin("xdist"):
-        config.pluginmanager.register(XdistController(settings), "fastapi_e2e.xdist")
-
-
-def _worker_info(workerinput: dict[str, Any]) -> WorkerInfo:
-    url = workerinput.get(CLUSTER_URL)
-    return WorkerInfo(
-        name=str(workerinput.get("workerid", "gw")),
-        run_id=str(workerinput.get(RUN_ID) or secrets.token_hex(4)),
-        cluster_url=make_url(url) if url else None,
-        cluster_error=workerinput.get(CLUSTER_ERROR),
-    )
-
-
-CLUSTER_URL = "fastapi_e2e_cluster_url"
-CLUSTER_ERROR = "fastapi_e2e_cluster_error"
-RUN_ID = "fastapi_e2e_run_id"
-SUMMARY = "fastapi_e2e_summary"
-
-
-class XdistController:
-    """On the xdist controller: one embedded cluster for all workers, started when the
-    first worker is set up and stopped (its cache saved) after the last one ends.
-
-    Workers cannot own it: the first worker to finish would take it down with it.
-    With an existing server (E2E_DATABASE_URL) there is nothing to share but the
-    run id, with which the workers rebuild the template once for ``--e2e-create-db``.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.run_id = secrets.token_hex(4)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.cluster: EmbeddedCluster | None = None
-        self.error: str | None = None
-        self.summaries: list[str] = []
-
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[RUN_ID] = self.run_id
-        if self.settings.server_url() is not None:
-            return
-        if self.cluster is None and self.error is None:
-            self._start()
-        if self.cluster is not None:
-            node.workerinput[CLUSTER_URL] = self.cluster.url.render_as_string(hide_password=False)
-        else:
-            node.workerinput[CLUSTER_ERROR] = self.error
-
-    def _start(self) -> None:
-        self.loop = asyncio.new_event_loop()  # asyncio.Runner is 3.11+
-        try:
-            cluster = start_cluster(self.settings)
-            self.loop.run_until_complete(cluster.__aenter__())
-        except E2EError as exc:  # each worker's first harness test reports it
-            self.error = str(exc)
-        else:
-            self.cluster = cluster
-            fixtures.freeze_heap_at_exit()  # the conftest's imports make this heap large too
-
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        summary = getattr(node, "workeroutput", {}).get(SUMMARY)
-        if summary is not None:
-            self.summaries.append(f"{node.gateway.id}: {summary}")
-
-    # After the workers are gone, before the terminal summary reports the cache.
-    def pytest_sessionfinish(self) -> None:
-        if self.loop is None:
-            return
-        try:
-            if self.cluster is not None:
-                self.loop.run_until_complete(self.cluster.__aexit__(None, None, None))
-                self.summaries.append(
-                    f"embedded cluster in {self.cluster.run_dir} shared by the workers "
-                    f"({'restored from cache' if self.cluster.restored else 'initdb'}); "
-                    f"cluster cache: {self.cluster.cache_outcome}"
-                )
-        finally:
-            self.loop.close()
-            self.loop = None
-
-    def pytest_unconfigure(self) -> None:
-        self.pytest_sessionfinish()  # a session that ended before its finish hook
+        config.pluginmanager.register(xdist.XdistController(settings), "fastapi_e2e.xdist")
+        fixtures.freeze_heap_at_exit()  # the conftest's imports make this heap large too
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -179,7 +95,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     output = getattr(session.config, "workeroutput", None)
     summary = session.config.stash.get(fixtures.SUMMARY_KEY, None)
     if output is not None and summary is not None:
-        output[SUMMARY] = summary
+        output[xdist.SUMMARY] = summary
 
 
 def _is_async_test(item: pytest.Function) -> bool:

@@ -142,6 +142,7 @@ class EmbeddedCluster:
         """Whether the data directory came from the cache (else from initdb)."""
         self.cache_outcome = "cache off"
         """What happened to the cache at exit, for the run's summary."""
+        self._user: pwd.struct_passwd | None = None
 
     @property
     def datadir(self) -> Path:
@@ -160,17 +161,32 @@ class EmbeddedCluster:
         )
 
     async def __aenter__(self) -> EmbeddedCluster:
+        return await self.start()
+
+    def prepare(self) -> None:
+        """Create the run directory, which settles ``url`` before the server starts
+        (the xdist controller hands it to the workers meanwhile)."""
         self.stale_removed = remove_stale_run_dirs(self.base_dir)
-        user = _unprivileged_user()
+        self._user = _unprivileged_user()
         self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir=self.base_dir))
         try:
             (self.run_dir / OWNER_FILE).write_text(str(os.getpid()))
-            if user is not None:
-                os.chown(self.run_dir, user.pw_uid, user.pw_gid)
+            if self._user is not None:
+                os.chown(self.run_dir, self._user.pw_uid, self._user.pw_gid)
+        except BaseException:
+            self._stop()
+            raise
+
+    async def start(self) -> EmbeddedCluster:
+        """Restore or initdb the data directory and start the server (prepares first
+        if ``prepare()`` was not called)."""
+        if self.run_dir is None:
+            self.prepare()
+        try:
             self.restored = self.cache is not None and self.cache.restore(self.datadir)
             if not self.restored:
-                self._initdb(user)
-            await self._start(user)
+                self._initdb(self._user)
+            await self._start(self._user)
         except BaseException:
             self._stop()
             raise
@@ -280,8 +296,8 @@ class EmbeddedCluster:
         log = open(self.run_dir / "server.log", "wb")  # noqa: SIM115 - handed to the child
         parent = os.getpid()
         with log:
-            # Spawned from the main thread on purpose: the parent-death signal fires
-            # when the spawning *thread* exits, and the main thread lives as long as pytest.
+            # The parent-death signal fires when the spawning *thread* exits: this is the
+            # main thread, or (xdist controller) a thread that lives as long as the server.
             self.process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
