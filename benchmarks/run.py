@@ -16,6 +16,9 @@ medians with ratios:
 
 Per-test costs are measured inside pytest, from the end of the first test (which
 pays for start-up) to the end of the last, divided by the number of tests after it.
+The runs being compared are interleaved, one of each per round, and each figure is
+the median over the rounds. Subprocesses run with bytecode caching on, as on a
+developer's machine, whatever PYTHONDONTWRITEBYTECODE says here.
 """
 
 from __future__ import annotations
@@ -220,47 +223,55 @@ def main() -> None:
     try:
         print(f"machine: {machine()}", flush=True)
 
-        def per_test(kind: str, count: int, env: dict[str, str] | None = None) -> float:
-            directory = work / f"{kind}-{count}"  # env changes the run, not the files
-            if not directory.exists():
-                write_suite(directory, kind, count)
-            run_pytest(directory, cache=cache, env_extra=env)  # warm the cache and the disk
-            samples = [
-                run_pytest(directory, cache=cache, env_extra=env)[1]["per_test"]
-                for _ in range(options.repeat)
-            ]
-            value = statistics.median(samples)
-            print(
-                f"  {kind} ({count} tests, {env or 'default schema'}): {value * 1000:.3f} ms/test",
-                flush=True,
-            )
-            return value
-
-        print("per-test cost, median of", options.repeat, "runs:", flush=True)
-        bare = results["bare_ms"] = per_test("bare", options.tests) * 1000
-        for kind, label in [
+        # (result key, suite kind, tests, extra environment). The runs are interleaved
+        # round-robin, one of each per round: this machine's speed drifts by tens of
+        # percent over minutes, and a drift must hit every variant alike, not one.
+        variants = [
+            ("bare", "bare", options.tests, {}),
+            ("harness", "harness", options.tests, {}),
+            ("truncate", "truncate", min(options.tests, 200), {}),
+            ("drop_create", "drop_create", min(options.tests, 200), {}),
+            ("engine_per_test", "engine_per_test", min(options.tests, 200), {}),
+            ("harness_get", "harness_get", options.tests, {}),
+            ("harness_recording_off", "harness", options.tests, {"E2E_RECORDING": "off"}),
+            ("harness_get_recording_off", "harness_get", options.tests, {"E2E_RECORDING": "off"}),
+            ("harness_100_tables", "harness", options.tests, {"BENCH_EXTRA_TABLES": "99"}),
+        ]
+        samples: dict[str, list[float]] = {key: [] for key, *_ in variants}
+        print(f"per-test cost, {options.repeat} interleaved rounds:", flush=True)
+        for round_number in range(options.repeat + 1):  # round 0 warms caches and disk
+            for key, kind, count, env in variants:
+                directory = work / f"{kind}-{count}"  # env changes the run, not the files
+                if not directory.exists():
+                    write_suite(directory, kind, count)
+                timing = run_pytest(directory, cache=cache, env_extra=env)[1]
+                if round_number:
+                    samples[key].append(timing["per_test"] * 1000)
+            if round_number:
+                print(f"  round {round_number} done", flush=True)
+        for key, values in samples.items():
+            results[f"{key}_ms"] = statistics.median(values)
+            spread = f"{min(values):.2f}-{max(values):.2f}"
+            print(f"  {key}: median {results[f'{key}_ms']:.3f} ms/test ({spread})", flush=True)
+        bare = results["bare_ms"]
+        for key, label in [
             ("harness", "harness: client + db_session, rolled back"),
             ("truncate", "TRUNCATE every table after each test"),
             ("drop_create", "drop_all + create_all before each test"),
             ("engine_per_test", "new engine per test"),
             ("harness_get", "harness + one GET per test"),
         ]:
-            count = options.tests if kind.startswith("harness") else min(options.tests, 200)
-            value = results[f"{kind}_ms"] = per_test(kind, count) * 1000
+            value = results[f"{key}_ms"]
             rows.append(
                 (label, f"{value:.2f} ms", f"{value / bare:.1f}x bare, +{value - bare:.2f} ms")
             )
-        for kind, label in [
+        for key, label in [
             ("harness", "harness, report recording off"),
             ("harness_get", "harness + one GET, report recording off"),
         ]:
-            value = per_test(kind, options.tests, {"E2E_RECORDING": "off"}) * 1000
-            results[f"{kind}_recording_off_ms"] = value
-            on = results[f"{kind}_ms"]
+            value, on = results[f"{key}_recording_off_ms"], results[f"{key}_ms"]
             rows.append((label, f"{value:.2f} ms", f"recording costs {on - value:+.2f} ms/test"))
-        wide = results["harness_100_tables_ms"] = (
-            per_test("harness", options.tests, {"BENCH_EXTRA_TABLES": "99"}) * 1000
-        )
+        wide = results["harness_100_tables_ms"]
         rows.append(
             (
                 "harness, 100-table schema",
@@ -298,13 +309,10 @@ def main() -> None:
         http = work / "http"
         write_suite(http, "http", options.http_tests)
         run_pytest(http, "-p", "xdist", "-n", "0", cache=cache)
-        runs = {
-            workers: [
-                run_pytest(http, "-p", "xdist", "-n", workers, cache=cache)
-                for _ in range(options.repeat)
-            ]
-            for workers in ("0", "2")
-        }
+        runs: dict[str, list[tuple[float, dict[str, float], str]]] = {"0": [], "2": []}
+        for _ in range(options.repeat):  # interleaved, like the per-test rounds
+            for workers, samples_of in runs.items():
+                samples_of.append(run_pytest(http, "-p", "xdist", "-n", workers, cache=cache))
         serial, parallel = (statistics.median(r[0] for r in runs[w]) for w in ("0", "2"))
         serial_tests, parallel_tests = (
             statistics.median(r[1]["test_phase"] for r in runs[w]) for w in ("0", "2")
@@ -345,8 +353,8 @@ def main() -> None:
         print()
         print(f"| measurement (median of {options.repeat}) | value | ratio |")
         print("|---|---|---|")
-        for label, value, ratio in rows:
-            print(f"| {label} | {value} | {ratio} |")
+        for label, shown, ratio in rows:
+            print(f"| {label} | {shown} | {ratio} |")
         if options.json is not None:
             options.json.write_text(json.dumps({"machine": machine(), **results}, indent=2))
     finally:
