@@ -136,13 +136,20 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
     A function-scoped async fixture would otherwise get a loop of its own, and any
     database or client object it touched would be "attached to a different loop".
     """
-    function = getattr(fixturedef.func, "__func__", fixturedef.func)
-    if (inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)) and getattr(
-        function, "_loop_scope", None
-    ) is None:
-        # pytest-asyncio's own marker attribute, as its fixture(loop_scope=...) sets it.
-        setattr(function, "_loop_scope", "session")  # noqa: B010
+    # Each fixture is looked at once: this hook runs for every fixture of every test.
+    seen = request.config.stash.setdefault(_SEEN_FIXTURES_KEY, set())
+    if fixturedef not in seen:
+        seen.add(fixturedef)
+        function = getattr(fixturedef.func, "__func__", fixturedef.func)
+        if (
+            inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+        ) and getattr(function, "_loop_scope", None) is None:
+            # pytest-asyncio's own marker attribute, as its fixture(loop_scope=...) sets it.
+            setattr(function, "_loop_scope", "session")  # noqa: B010
     return (yield)
+
+
+_SEEN_FIXTURES_KEY = pytest.StashKey[set[pytest.FixtureDef[Any]]]()
 
 
 @pytest.hookimpl(hookwrapper=True)
