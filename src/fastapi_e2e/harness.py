@@ -184,10 +184,8 @@ class E2ERun:
                 "E2EConfig.session_dependency is set but the app is not a FastAPI app, "
                 "so its dependencies cannot be overridden. Remove session_dependency."
             )
-        self.override = (
-            SharedTransaction.sessionmaker_dependency
-            if self.dependency is not None and _yields_sessionmaker(self.dependency)
-            else SharedTransaction.session_dependency
+        self.yields_sessionmaker = self.dependency is not None and _yields_sessionmaker(
+            self.dependency
         )
         self.app_session_options = self._app_session_options()
         # Active from here until just before the lifespan shuts down: a statement on
@@ -285,7 +283,7 @@ class E2ETest:
         if self._fastapi is not None:
             self._saved_overrides = dict(self._fastapi.dependency_overrides)
             if run.dependency is not None:
-                override = run.override.__get__(self.tx)
+                override = self.tx.dependency_override(run.yields_sessionmaker)
                 self._fastapi.dependency_overrides[run.dependency] = override
         self.recording = record.Recording(run.recording_limits)
         self._connection_info = self.tx.connection.sync_connection.info  # type: ignore[union-attr]

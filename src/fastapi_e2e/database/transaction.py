@@ -9,8 +9,9 @@ exit the outer transaction is rolled back and nothing the test did remains.
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import event
@@ -40,6 +41,7 @@ JOIN_MODE: JoinTransactionMode = "create_savepoint"
 FRESH_READS_KEY = "fastapi_e2e.fresh_reads"
 OUTER_LOCK_KEY = "fastapi_e2e.outer_transaction"
 SAVEPOINTS_KEY = "fastapi_e2e.savepoints"
+_NO_PARAMETERS = inspect.Signature()
 # Options of the user's sessionmaker that would detach a session from our connection.
 _BINDING_OPTIONS = ("bind", "binds", "join_transaction_mode")
 
@@ -332,17 +334,30 @@ class SharedTransaction:
         """A sessionmaker for app code whose dependency yields a sessionmaker."""
         return async_sessionmaker(class_=SharedConnectionSession, **self._app_session_kwargs())
 
-    async def session_dependency(self) -> AsyncIterator[AsyncSession]:
-        """Replacement for the app's session dependency."""
-        session = self.new_session()
-        try:
-            yield session
-        finally:
-            await session.close()
+    def dependency_override(self, yields_sessionmaker: bool) -> Callable[[], AsyncIterator[Any]]:
+        """The replacement for the app's session dependency (or for one that yields a
+        sessionmaker) in this test.
 
-    async def sessionmaker_dependency(self) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-        """Replacement for an app dependency that yields a sessionmaker."""
-        yield self.new_sessionmaker()
+        A plain function with its empty signature preset: while any override is set,
+        FastAPI reads the signature of every dependency again on every request, and an
+        annotated method's costs it ~15 µs more (its string annotations are evaluated).
+        """
+
+        async def session_dependency() -> AsyncIterator[AsyncSession]:
+            session = self.new_session()
+            try:
+                yield session
+            finally:
+                await session.close()
+
+        async def sessionmaker_dependency() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+            yield self.new_sessionmaker()
+
+        override: Callable[[], AsyncIterator[Any]] = (
+            sessionmaker_dependency if yields_sessionmaker else session_dependency
+        )
+        setattr(override, "__signature__", _NO_PARAMETERS)  # noqa: B010 - a function attribute
+        return override
 
     def _rebind_sessionmakers(self) -> None:
         for maker in self.sessionmakers:
