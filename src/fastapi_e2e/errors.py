@@ -65,6 +65,20 @@ INITDB_FAILED = (
     "directory, or use an existing server with E2E_DATABASE_URL."
 )
 
+INITDB_TIMEOUT = (
+    "initdb did not finish within {timeout:g} s creating the embedded cluster in "
+    "{datadir}, and was stopped. A disk that slow (or a hung initdb) is better served "
+    "by an existing server: set E2E_DATABASE_URL."
+)
+
+BINARY_NOT_RUNNABLE = (
+    "Could not run {binary} as {user!r}: {cause}. When pytest runs as root the "
+    "embedded cluster runs PostgreSQL's binaries as an unprivileged user, who needs "
+    "to read and execute them and every directory above them. Fix the permissions, "
+    "point PG_BINDIR at another installation, or use an existing server with "
+    "E2E_DATABASE_URL."
+)
+
 SERVER_START_FAILED = (
     "The embedded PostgreSQL server ({postgres}) {reason}. Its log ends with: {log}. "
     "Fix the cause shown in the log, or use an existing server with E2E_DATABASE_URL."
@@ -168,6 +182,15 @@ GATE_TIMEOUT = (
     "Sessions on the shared connection take turns (interleaved savepoints would "
     "corrupt each other), so one left open blocks the rest. Fix: close sessions "
     "(`async with sessionmaker() as session:`) before awaiting another request's work."
+)
+
+FIXTURE_INSIDE_LOOP = (
+    "{nodeid} asked for its first harness fixture while the event loop was running "
+    "(request.getfixturevalue() inside an async test or async fixture). The harness "
+    "starts the test's transaction on that loop, so it cannot start it from code the "
+    "loop is running. Ask for the fixture as an argument of the test or of one of its "
+    "fixtures; once the test has any harness fixture, getfixturevalue() works for the "
+    "others."
 )
 
 LOOP_SCOPE_MISMATCH = (

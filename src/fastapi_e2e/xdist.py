@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 
 from fastapi_e2e.config import Settings
-from fastapi_e2e.database.cluster import EmbeddedCluster
+from fastapi_e2e.database.cluster import EmbeddedCluster, status_file
 from fastapi_e2e.errors import CONTROLLER_CLUSTER_TIMEOUT, ClusterStartError, E2EError
 from fastapi_e2e.harness import start_cluster
 
@@ -124,6 +123,7 @@ class XdistController:
         self.status_path: Path | None = None
         self.summaries: list[str] = []
         self._thread: threading.Thread | None = None
+        self._start_ended = threading.Event()
         self._stop = threading.Event()
 
     def pytest_configure_node(self, node: Any) -> None:
@@ -143,22 +143,28 @@ class XdistController:
         try:
             cluster = start_cluster(self.settings)
             cluster.prepare()
-        except E2EError as exc:  # each worker's first harness test reports it
+        except (E2EError, OSError) as exc:  # each worker's first harness test reports it
             self.error = str(exc)
             return
-        descriptor, name = tempfile.mkstemp(
-            prefix="fastapi-e2e-", suffix=".status", dir=cluster.base_dir
-        )
-        os.close(descriptor)
-        self.status_path = Path(name)
-        self.cluster = cluster
-        self._thread = threading.Thread(
-            target=self._own_cluster, args=(cluster, self.status_path), name="fastapi-e2e-cluster"
+        assert cluster.run_dir is not None
+        status = status_file(cluster.run_dir)
+        thread = threading.Thread(
+            target=self._own_cluster, args=(cluster, status), name="fastapi-e2e-cluster"
         )
         # Daemon: if pytest dies without its finish hooks, the thread must not keep the
         # process alive; its end then stops the server (the parent-death signal).
-        self._thread.daemon = True
-        self._thread.start()
+        thread.daemon = True
+        try:
+            status.write_text("")
+            thread.start()
+        except BaseException as exc:
+            cluster.discard()
+            status.unlink(missing_ok=True)
+            if not isinstance(exc, Exception):
+                raise
+            self.error = f"could not start the cluster's thread: {exc!r}"
+            return
+        self.cluster, self.status_path, self._thread = cluster, status, thread
 
     def _own_cluster(self, cluster: EmbeddedCluster, status: Path) -> None:
         """Start the server, keep it while the workers run, then stop it: all in this
@@ -172,6 +178,8 @@ class XdistController:
                 self.error = str(exc) if isinstance(exc, E2EError) else repr(exc)
                 _write_status(status, self.error)
                 return
+            finally:
+                self._start_ended.set()
             _write_status(status, READY)
             self._stop.wait()
             loop.run_until_complete(cluster.__aexit__(None, None, None))
@@ -189,10 +197,18 @@ class XdistController:
         if thread is None:
             return
         self._stop.set()
-        thread.join()
-        if self.status_path is not None:
-            self.status_path.unlink(missing_ok=True)
         cluster = self.cluster
+        if cluster is not None and not self._start_ended.is_set():
+            cluster.abort()  # still starting (Ctrl-C early, or no test needed it): end it
+        try:
+            thread.join()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, end what still runs
+            if cluster is not None:
+                cluster.abort()
+            raise
+        finally:
+            if self.status_path is not None:
+                self.status_path.unlink(missing_ok=True)
         if cluster is not None and self.error is None:
             self.summaries.append(
                 f"embedded cluster in {cluster.run_dir} shared by the workers "

@@ -141,3 +141,39 @@ def test_janitor_stops_a_stale_server_and_removes_its_dir(tmp_path: Path) -> Non
         assert not stale.exists()
     finally:
         server.kill()
+
+
+def test_janitor_removes_status_files_of_dead_controllers_only(tmp_path: Path) -> None:
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone = tmp_path / f"{cluster.RUN_DIR_PREFIX}abc_1-{dead.pid}{cluster.STATUS_SUFFIX}"
+    live = tmp_path / f"{cluster.RUN_DIR_PREFIX}def_2-{os.getpid()}{cluster.STATUS_SUFFIX}"
+    for status in (gone, live):
+        status.write_text("ready")
+    cluster.remove_stale_run_dirs(tmp_path)
+    assert not gone.exists()
+    assert live.exists()
+    assert cluster.status_file(tmp_path / f"{cluster.RUN_DIR_PREFIX}x").name == (
+        f"{cluster.RUN_DIR_PREFIX}x-{os.getpid()}{cluster.STATUS_SUFFIX}"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the binaries run as another user only as root")
+def test_binaries_the_server_user_cannot_run_are_a_clear_error(
+    embedded: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Root sees them as executable; the unprivileged user PostgreSQL runs as cannot
+    # reach them (tmp_path is private to root).
+    bindir = tmp_path / "private-bin"
+    bindir.mkdir()
+    for name in ("initdb", "postgres"):
+        (bindir / name).write_text("#!/bin/sh\nexit 0\n")
+        (bindir / name).chmod(0o755)
+    monkeypatch.setenv("PG_BINDIR", str(bindir))
+    monkeypatch.setenv("E2E_CACHE_DIR", str(tmp_path / "cache"))
+    embedded.makepyfile("async def test_needs_db(db_session):\n    pass\n")
+    result = embedded.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*Could not run {bindir}/initdb as 'postgres'*Permission*"])

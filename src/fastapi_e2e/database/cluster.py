@@ -29,7 +29,9 @@ from fastapi_e2e.database.binaries import PgBinaries
 from fastapi_e2e.database.cache import SnapshotCache
 from fastapi_e2e.database.provision import connect_admin, drop_database, pid_alive
 from fastapi_e2e.errors import (
+    BINARY_NOT_RUNNABLE,
     INITDB_FAILED,
+    INITDB_TIMEOUT,
     NO_UNPRIVILEGED_USER,
     SERVER_START_FAILED,
     ClusterStartError,
@@ -40,6 +42,8 @@ RUN_DIR_PREFIX = "pfe2e-"
 OWNER_FILE = "owner.pid"
 SUPERUSER = "postgres"
 START_TIMEOUT = 30.0
+INITDB_TIMEOUT_S = 120.0
+STATUS_SUFFIX = ".status"
 
 # Durability buys nothing for a database that is thrown away after the run.
 SERVER_SETTINGS = {
@@ -95,14 +99,28 @@ def _postmaster_pid(datadir: Path) -> int | None:
         return None
 
 
+def status_file(run_dir: Path) -> Path:
+    """A file beside ``run_dir`` in which the xdist controller tells its workers how the
+    server's start went. Named after the owning pid, so that once that pytest is gone
+    the janitor removes it even if the run directory was already removed."""
+    return run_dir.with_name(f"{run_dir.name}-{os.getpid()}{STATUS_SUFFIX}")
+
+
 def remove_stale_run_dirs(base: Path) -> list[Path]:
-    """Remove run directories whose pytest process is gone, stopping their servers.
+    """Remove run directories (and status files) whose pytest process is gone,
+    stopping their servers.
 
     A run killed with SIGKILL cannot clean up after itself; its server is stopped by
     the parent-death signal, and this removes what is left on the next start.
     """
     removed = []
+    for status in base.glob(RUN_DIR_PREFIX + "*" + STATUS_SUFFIX):
+        owner_text = status.name.removesuffix(STATUS_SUFFIX).rsplit("-", 1)[-1]
+        if owner_text.isdigit() and not pid_alive(int(owner_text)):
+            status.unlink(missing_ok=True)
     for run_dir in base.glob(RUN_DIR_PREFIX + "*"):
+        if run_dir.name.endswith(STATUS_SUFFIX):
+            continue
         try:
             owner = int((run_dir / OWNER_FILE).read_text())
         except (OSError, ValueError):
@@ -143,6 +161,7 @@ class EmbeddedCluster:
         self.cache_outcome = "cache off"
         """What happened to the cache at exit, for the run's summary."""
         self._user: pwd.struct_passwd | None = None
+        self._initdb_process: subprocess.Popen[str] | None = None
 
     @property
     def datadir(self) -> Path:
@@ -269,22 +288,36 @@ class EmbeddedCluster:
             "C",
             "--no-sync",
         ]
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            cwd=self.run_dir,
-            timeout=120,
-            **self._run_as(user),  # type: ignore[call-overload]
-        )
-        if result.returncode != 0:
-            output = (result.stderr or result.stdout).strip()[-2000:]
+        user_name = user.pw_name if user else pwd.getpwuid(os.geteuid()).pw_name
+        try:
+            self._initdb_process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=self.run_dir,
+                **self._run_as(user),  # type: ignore[call-overload]
+            )
+        except OSError as exc:
+            raise ClusterStartError(
+                BINARY_NOT_RUNNABLE.format(binary=self.binaries.initdb, user=user_name, cause=exc)
+            ) from exc
+        try:
+            stdout, stderr = self._initdb_process.communicate(timeout=INITDB_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._initdb_process.kill()
+            self._initdb_process.communicate()
+            raise ClusterStartError(
+                INITDB_TIMEOUT.format(timeout=INITDB_TIMEOUT_S, datadir=self.datadir)
+            ) from None
+        if self._initdb_process.returncode != 0:
+            output = (stderr or stdout).strip()[-2000:]
             raise ClusterStartError(
                 INITDB_FAILED.format(
-                    code=result.returncode,
+                    code=self._initdb_process.returncode,
                     datadir=self.datadir,
                     output=output,
-                    user=user.pw_name if user else pwd.getpwuid(os.geteuid()).pw_name,
+                    user=user_name,
                 )
             )
 
@@ -298,16 +331,22 @@ class EmbeddedCluster:
         with log:
             # The parent-death signal fires when the spawning *thread* exits: this is the
             # main thread, or (xdist controller) a thread that lives as long as the server.
-            self.process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.run_dir,
-                start_new_session=True,  # Ctrl-C in the terminal is pytest's to handle
-                preexec_fn=lambda: _die_with_parent(parent),
-                **self._run_as(user),  # type: ignore[call-overload]
-            )
+            try:
+                self.process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.run_dir,
+                    start_new_session=True,  # Ctrl-C in the terminal is pytest's to handle
+                    preexec_fn=lambda: _die_with_parent(parent),
+                    **self._run_as(user),  # type: ignore[call-overload]
+                )
+            except OSError as exc:
+                name = user.pw_name if user else pwd.getpwuid(os.geteuid()).pw_name
+                raise ClusterStartError(
+                    BINARY_NOT_RUNNABLE.format(binary=self.binaries.postgres, user=name, cause=exc)
+                ) from exc
         await self._wait_ready()
 
     async def _wait_ready(self) -> None:
@@ -334,6 +373,20 @@ class EmbeddedCluster:
         raise ClusterStartError(
             SERVER_START_FAILED.format(postgres=self.binaries.postgres, reason=reason, log=log)
         )
+
+    def abort(self) -> None:
+        """End a start in progress at once, from any thread: kill initdb, or stop the
+        server immediately. The starting thread then fails and cleans up as usual."""
+        if self._initdb_process is not None and self._initdb_process.poll() is None:
+            with contextlib.suppress(OSError):
+                self._initdb_process.kill()
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                self.process.send_signal(signal.SIGQUIT)
+
+    def discard(self) -> None:
+        """Stop the server if it runs and delete the run directory, saving nothing."""
+        self._stop()
 
     def _stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
