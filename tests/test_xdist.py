@@ -4,8 +4,14 @@ built once; each worker its own test database, seeing only its own data."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from fastapi_e2e import xdist
 from fastapi_e2e.errors import ClusterStartError
 from fastapi_e2e.xdist import WorkerInfo
+from tests.conftest import Admin
 
 # Each test writes a row and checks it is the only one, then records which worker,
 # database and server it ran on. Six files so both workers get some.
@@ -163,3 +170,75 @@ def test_worker_gives_up_on_a_controller_that_never_says(
     monkeypatch.setattr(xdist, "WAIT_TIMEOUT", 0.05)
     with pytest.raises(ClusterStartError, match=r"not ready after 0.05 s \(.*cluster\.status"):
         asyncio.run(_worker(status).wait_for_cluster())
+
+
+def test_workers_sweeping_stale_databases_together_do_not_trip_each_other(
+    shop: pytest.Pytester, admin: Admin
+) -> None:
+    # Databases a killed run left on an existing server: every worker starts by
+    # sweeping them, at the same moment. Racing drops used to close one worker's
+    # admin connection and fail its tests.
+    dead = _dead_pid()
+    host = socket.gethostname()
+    stale = [f"e2e_stale{n}_gw{n}" for n in range(8)]
+    for name in stale:
+        admin.execute(f"CREATE DATABASE {name}")
+        admin.execute(
+            f"COMMENT ON DATABASE {name} IS "
+            f"'pytest-fastapi-e2e: test database of pid {dead} on {host}, killed'"
+        )
+    shop.makepyfile(**{f"test_{n}": RECORDING_TEST.format(n=n) for n in range(9)})
+    result = shop.runpytest_subprocess("-n", "3", "-p", "xdist")
+    result.assert_outcomes(passed=9)
+    assert not set(stale) & set(admin.e2e_databases())
+
+
+def _dead_pid() -> int:
+    """A pid that no process on this host has now."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+@pytest.fixture
+def hanging_initdb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Binaries whose initdb hangs; it writes its pid to the returned file first."""
+    bindir = Path(tempfile.mkdtemp(prefix="hanging-initdb-"))
+    marker_dir = Path(tempfile.mkdtemp(prefix="hanging-initdb-pid-"))
+    for directory in (bindir, marker_dir):
+        directory.chmod(0o777)  # initdb runs as the unprivileged user when pytest is root
+    marker = marker_dir / "initdb.pid"
+    (bindir / "initdb").write_text('#!/bin/sh\necho $$ > "$E2E_TEST_MARKER"\nexec sleep 60\n')
+    (bindir / "postgres").write_text("#!/bin/sh\nexit 1\n")
+    for script in bindir.iterdir():
+        script.chmod(0o755)
+    monkeypatch.setenv("PG_BINDIR", str(bindir))
+    monkeypatch.setenv("E2E_TEST_MARKER", str(marker))
+    yield marker
+    shutil.rmtree(bindir)
+    shutil.rmtree(marker_dir)
+
+
+def test_ctrl_c_while_the_cluster_starts_ends_the_run_at_once(
+    cold_embedded: pytest.Pytester, hanging_initdb: Path
+) -> None:
+    # The controller does not wait for a start nobody needs any more: it kills initdb.
+    _write_tests(cold_embedded)
+    command = [sys.executable, "-m", "pytest", "-n", "2", "-p", "xdist", "-p", "no:cacheprovider"]
+    run = subprocess.Popen(
+        command, cwd=cold_embedded.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not hanging_initdb.exists() or not hanging_initdb.read_text().strip():
+            assert time.monotonic() < deadline, "initdb never started"
+            assert run.poll() is None, run.communicate()[0]
+            time.sleep(0.05)
+        initdb = int(hanging_initdb.read_text())
+        run.send_signal(signal.SIGINT)
+        output = run.communicate(timeout=20)[0].decode()
+    finally:
+        run.kill()
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, output
+    with pytest.raises(ProcessLookupError):
+        os.kill(initdb, 0)

@@ -225,8 +225,21 @@ async def drop_stale_databases(admin: asyncpg.Connection) -> list[str]:
     """Drop test databases whose run died on this host (its pid is gone); return their names.
 
     Only databases whose COMMENT says this harness made them for a pid on this host
-    are considered, so other hosts' runs and anybody else's databases are safe.
+    are considered, so other hosts' runs and anybody else's databases are safe. One
+    process sweeps at a time (xdist workers start together); the others skip it.
     """
+    if not await admin.fetchval("SELECT pg_try_advisory_lock($1)", _lock_id(_SWEEP_LOCK)):
+        return []
+    try:
+        return await _drop_stale_databases(admin)
+    finally:
+        await admin.execute("SELECT pg_advisory_unlock($1)", _lock_id(_SWEEP_LOCK))
+
+
+_SWEEP_LOCK = "e2e stale database sweep"
+
+
+async def _drop_stale_databases(admin: asyncpg.Connection) -> list[str]:
     rows = await admin.fetch(
         "SELECT datname, shobj_description(oid, 'pg_database') AS comment FROM pg_database "
         "WHERE datname LIKE 'e2e\\_%' AND NOT datistemplate"
@@ -240,7 +253,7 @@ async def drop_stale_databases(admin: asyncpg.Connection) -> list[str]:
         pid, on = int(match.group(1)), match.group(2)
         if on == host and not pid_alive(pid):
             try:
-                await drop_database(admin, row["datname"])
+                await drop_database(admin, row["datname"], template=False)
             except asyncpg.PostgresError:
                 continue  # another role's, or being dropped by a concurrent run
             dropped.append(row["datname"])
@@ -268,9 +281,10 @@ async def _comment(admin: asyncpg.Connection, name: str, text: str) -> None:
     await admin.execute(f"COMMENT ON DATABASE {_quote(name)} IS '{literal}'")
 
 
-async def drop_database(admin: asyncpg.Connection, name: str) -> None:
-    """Drop ``name`` (a template too), disconnecting whoever is connected to it."""
+async def drop_database(admin: asyncpg.Connection, name: str, *, template: bool = True) -> None:
+    """Drop ``name`` (a template too, unless ``template`` is false), disconnecting
+    whoever is connected to it."""
     force = " WITH (FORCE)" if admin.get_server_version().major >= 13 else ""
-    # A template cannot be dropped while it is marked as one.
-    await admin.execute(f"ALTER DATABASE {_quote(name)} IS_TEMPLATE false")
+    if template:  # a template cannot be dropped while it is marked as one
+        await admin.execute(f"ALTER DATABASE {_quote(name)} IS_TEMPLATE false")
     await admin.execute(f"DROP DATABASE IF EXISTS {_quote(name)}{force}")
