@@ -228,6 +228,14 @@ def _request_of(item: pytest.Item) -> pytest.FixtureRequest:
     return request
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _check_loop(item: pytest.Item) -> None:
     """Fail at setup when the test would run outside the harness's session loop."""
     __tracebackhide__ = True
@@ -269,6 +277,8 @@ def _this_test() -> Iterator[E2ETest]:
     if test is not None:
         yield test
         return
+    if _loop_running():  # getfixturevalue() from inside an async test or fixture
+        _fail(errors.ConfigError(errors.FIXTURE_INSIDE_LOOP.format(nodeid=item.nodeid)))
     _check_loop(item)
     # Once the run exists, take it and the loop from the stash: getfixturevalue()
     # per test costs more than the test's own database work.

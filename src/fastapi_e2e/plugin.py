@@ -171,6 +171,18 @@ def pytest_runtest_makereport(
         item.stash.setdefault(_PHASES_KEY, []).append(report)
         if call.when == "teardown" and test is not None:  # only tests using the harness
             _write_trace(item, test, settings)
+    if call.when == "teardown":
+        # Items live for the whole session: keeping each test's objects (its recorded
+        # bodies, its session) would grow with the suite, and a rerun of the item
+        # (pytest-rerunfailures) would be handed the finished test's closed client.
+        _forget(item, fixtures.TEST_KEY)
+        _forget(item, _REPORTED_KEY)
+        _forget(item, _PHASES_KEY)
+
+
+def _forget(item: pytest.Item, key: pytest.StashKey[Any]) -> None:
+    if key in item.stash:
+        del item.stash[key]
 
 
 _REPORTED_KEY = pytest.StashKey[bool]()

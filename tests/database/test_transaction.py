@@ -662,3 +662,54 @@ def test_fixtures_fetched_inside_the_test_join_its_transaction(
     )
     shop.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=3)
     assert admin.e2e_databases() == []
+
+
+def test_first_harness_fixture_fetched_inside_the_loop_is_a_clear_error(
+    shop: pytest.Pytester,
+) -> None:
+    # The test's transaction is started on the loop, so it cannot be started from
+    # code that loop is running; the run itself must survive for the next tests.
+    shop.makepyfile(
+        """
+        async def test_late(request):
+            request.getfixturevalue("db_session")
+
+        async def test_next(client):
+            assert (await client.get("/things")).json() == []
+        """
+    )
+    result = shop.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*test_late asked for its first harness fixture while the event loop was running*"]
+    )
+
+
+def test_a_rerun_test_gets_a_fresh_client_and_transaction(shop: pytest.Pytester) -> None:
+    # Rerun plugins (pytest-rerunfailures) run the same item's protocol again; the
+    # second attempt must not be handed the first attempt's finished test objects.
+    shop.makeconftest(
+        shop.path.joinpath("conftest.py").read_text()
+        + """
+
+from _pytest.runner import runtestprotocol
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for attempt in range(2):
+        runtestprotocol(item, nextitem=nextitem, log=attempt == 1)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+"""
+    )
+    shop.makepyfile(
+        """
+        from shop import Thing
+
+        async def test_twice(client, db_session):
+            db_session.add(Thing(name="once"))
+            assert (await client.get("/things")).json() == ["once"]
+        """
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=1)
