@@ -149,11 +149,13 @@ def test_janitor_removes_status_files_of_dead_controllers_only(tmp_path: Path) -
     dead = subprocess.Popen(["true"])
     dead.wait()
     gone = tmp_path / f"{cluster.RUN_DIR_PREFIX}abc_1-{dead.pid}{cluster.STATUS_SUFFIX}"
+    half = gone.with_name(gone.name + ".partial")  # killed while replacing it
     live = tmp_path / f"{cluster.RUN_DIR_PREFIX}def_2-{os.getpid()}{cluster.STATUS_SUFFIX}"
-    for status in (gone, live):
+    for status in (gone, half, live):
         status.write_text("ready")
     cluster.remove_stale_run_dirs(tmp_path)
     assert not gone.exists()
+    assert not half.exists()
     assert live.exists()
     assert cluster.status_file(tmp_path / f"{cluster.RUN_DIR_PREFIX}x").name == (
         f"{cluster.RUN_DIR_PREFIX}x-{os.getpid()}{cluster.STATUS_SUFFIX}"

@@ -14,6 +14,7 @@ import ctypes
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,7 @@ SUPERUSER = "postgres"
 START_TIMEOUT = 30.0
 INITDB_TIMEOUT_S = 120.0
 STATUS_SUFFIX = ".status"
+_STATUS_OWNER = re.compile(r"-(\d+)\.status(?:\.partial)?$")
 
 # Durability buys nothing for a database that is thrown away after the run.
 SERVER_SETTINGS = {
@@ -114,12 +116,12 @@ def remove_stale_run_dirs(base: Path) -> list[Path]:
     the parent-death signal, and this removes what is left on the next start.
     """
     removed = []
-    for status in base.glob(RUN_DIR_PREFIX + "*" + STATUS_SUFFIX):
-        owner_text = status.name.removesuffix(STATUS_SUFFIX).rsplit("-", 1)[-1]
-        if owner_text.isdigit() and not pid_alive(int(owner_text)):
+    for status in base.glob(RUN_DIR_PREFIX + "*" + STATUS_SUFFIX + "*"):
+        match = _STATUS_OWNER.search(status.name)  # also a half-written ".partial" one
+        if match is not None and not pid_alive(int(match.group(1))):
             status.unlink(missing_ok=True)
     for run_dir in base.glob(RUN_DIR_PREFIX + "*"):
-        if run_dir.name.endswith(STATUS_SUFFIX):
+        if _STATUS_OWNER.search(run_dir.name):
             continue
         try:
             owner = int((run_dir / OWNER_FILE).read_text())
