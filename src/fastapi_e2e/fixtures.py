@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import gc
 import signal
 import threading
@@ -148,9 +149,7 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
         _fail(escapes[0])
 
 
-_exit_freeze_registered = False
-
-
+@functools.cache  # once per process
 def freeze_heap_at_exit() -> None:
     """At interpreter exit, put every live object out of the garbage collector's reach.
 
@@ -160,10 +159,7 @@ def freeze_heap_at_exit() -> None:
     loaded, paid by every worker. The process is ending, so nothing is lost but the
     collection of cycles Python would not promise to finalize at exit anyway.
     """
-    global _exit_freeze_registered
-    if not _exit_freeze_registered:
-        atexit.register(gc.freeze)
-        _exit_freeze_registered = True
+    atexit.register(gc.freeze)
 
 
 @contextlib.contextmanager

@@ -84,6 +84,11 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
     raise ClusterStartError(NO_UNPRIVILEGED_USER)
 
 
+def _user_name(user: pwd.struct_passwd | None) -> str:
+    """Who runs PostgreSQL's binaries: ``user``, or (not root) whoever runs pytest."""
+    return user.pw_name if user is not None else pwd.getpwuid(os.geteuid()).pw_name
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """Run in the child before exec: ask the kernel to stop it when pytest dies."""
     if sys.platform.startswith("linux"):
@@ -116,25 +121,24 @@ def remove_stale_run_dirs(base: Path) -> list[Path]:
     the parent-death signal, and this removes what is left on the next start.
     """
     removed = []
-    for status in base.glob(RUN_DIR_PREFIX + "*" + STATUS_SUFFIX + "*"):
-        match = _STATUS_OWNER.search(status.name)  # also a half-written ".partial" one
-        if match is not None and not pid_alive(int(match.group(1))):
-            status.unlink(missing_ok=True)
-    for run_dir in base.glob(RUN_DIR_PREFIX + "*"):
-        if _STATUS_OWNER.search(run_dir.name):
+    for entry in base.glob(RUN_DIR_PREFIX + "*"):
+        status_owner = _STATUS_OWNER.search(entry.name)  # ".partial" ones too
+        if status_owner is not None:
+            if not pid_alive(int(status_owner.group(1))):
+                entry.unlink(missing_ok=True)
             continue
         try:
-            owner = int((run_dir / OWNER_FILE).read_text())
+            owner = int((entry / OWNER_FILE).read_text())
         except (OSError, ValueError):
             continue  # not ours, or still being created
         if pid_alive(owner):
             continue
-        server = _postmaster_pid(run_dir / "data")
+        server = _postmaster_pid(entry / "data")
         if server is not None and pid_alive(server):
             with contextlib.suppress(OSError):
                 os.kill(server, signal.SIGQUIT)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        removed.append(run_dir)
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
     return removed
 
 
@@ -195,7 +199,7 @@ class EmbeddedCluster:
             if self._user is not None:
                 os.chown(self.run_dir, self._user.pw_uid, self._user.pw_gid)
         except BaseException:
-            self._stop()
+            self.discard()
             raise
 
     async def start(self) -> EmbeddedCluster:
@@ -209,7 +213,7 @@ class EmbeddedCluster:
                 self._initdb(self._user)
             await self._start(self._user)
         except BaseException:
-            self._stop()
+            self.discard()
             raise
         return self
 
@@ -218,7 +222,7 @@ class EmbeddedCluster:
             if self.cache is not None and self.process is not None:
                 await self._save_to_cache(self.cache)
         finally:
-            self._stop()
+            self.discard()
 
     def _snapshot_templates(self) -> set[tuple[str, int]]:
         """The templates the restored snapshot held, as its save recorded them."""
@@ -290,7 +294,7 @@ class EmbeddedCluster:
             "C",
             "--no-sync",
         ]
-        user_name = user.pw_name if user else pwd.getpwuid(os.geteuid()).pw_name
+        user_name = _user_name(user)
         try:
             self._initdb_process = subprocess.Popen(
                 command,
@@ -345,9 +349,10 @@ class EmbeddedCluster:
                     **self._run_as(user),  # type: ignore[call-overload]
                 )
             except OSError as exc:
-                name = user.pw_name if user else pwd.getpwuid(os.geteuid()).pw_name
                 raise ClusterStartError(
-                    BINARY_NOT_RUNNABLE.format(binary=self.binaries.postgres, user=name, cause=exc)
+                    BINARY_NOT_RUNNABLE.format(
+                        binary=self.binaries.postgres, user=_user_name(user), cause=exc
+                    )
                 ) from exc
         await self._wait_ready()
 
@@ -388,9 +393,6 @@ class EmbeddedCluster:
 
     def discard(self) -> None:
         """Stop the server if it runs and delete the run directory, saving nothing."""
-        self._stop()
-
-    def _stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             # Immediate shutdown: the data is thrown away, so nothing needs flushing.
             self.process.send_signal(signal.SIGQUIT)
