@@ -8,6 +8,7 @@ tests of the embedded default let the inner session start its own.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,13 @@ class Admin:
             "SELECT datname FROM pg_database WHERE datname LIKE 'e2e\\_tpl\\_%' AND datistemplate"
         )
         return [r["datname"] for r in rows]
+
+
+def dead_pid() -> int:
+    """A pid that no process on this host has now (a finished child's)."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
 
 
 @pytest.fixture

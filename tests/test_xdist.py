@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from fastapi_e2e import xdist
 from fastapi_e2e.errors import ClusterStartError
 from fastapi_e2e.xdist import WorkerInfo
-from tests.conftest import Admin
+from tests.conftest import Admin, dead_pid
 
 # Each test writes a row and checks it is the only one, then records which worker,
 # database and server it ran on. Six files so both workers get some.
@@ -107,18 +107,21 @@ def test_create_db_under_xdist_rebuilds_the_template_once(cold_embedded: pytest.
     )
 
 
+def _fake_bindir(initdb: str, postgres: str = "exit 1") -> Path:
+    """A PG_BINDIR whose initdb and postgres are these shell scripts; world-readable,
+    since they run as the unprivileged user when pytest is root."""
+    bindir = Path(tempfile.mkdtemp(prefix="fake-postgres-"))
+    bindir.chmod(0o755)
+    for name, body in (("initdb", initdb), ("postgres", postgres)):
+        (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bindir / name).chmod(0o755)
+    return bindir
+
+
 @pytest.fixture
 def broken_bindir() -> Iterator[Path]:
-    """PostgreSQL binaries that exist but cannot make a cluster: initdb fails.
-
-    World-readable, since initdb runs as the unprivileged user when pytest is root.
-    """
-    bindir = Path(tempfile.mkdtemp(prefix="broken-postgres-"))
-    bindir.chmod(0o755)
-    for name in ("initdb", "postgres"):
-        script = bindir / name
-        script.write_text("#!/bin/sh\necho 'initdb: could not write: No space left' >&2\nexit 1\n")
-        script.chmod(0o755)
+    """PostgreSQL binaries that exist but cannot make a cluster: initdb fails."""
+    bindir = _fake_bindir("echo 'initdb: could not write: No space left' >&2\nexit 1")
     yield bindir
     shutil.rmtree(bindir)
 
@@ -178,7 +181,7 @@ def test_workers_sweeping_stale_databases_together_do_not_trip_each_other(
     # Databases a killed run left on an existing server: every worker starts by
     # sweeping them, at the same moment. Racing drops used to close one worker's
     # admin connection and fail its tests.
-    dead = _dead_pid()
+    dead = dead_pid()
     host = socket.gethostname()
     stale = [f"e2e_stale{n}_gw{n}" for n in range(8)]
     for name in stale:
@@ -193,25 +196,13 @@ def test_workers_sweeping_stale_databases_together_do_not_trip_each_other(
     assert not set(stale) & set(admin.e2e_databases())
 
 
-def _dead_pid() -> int:
-    """A pid that no process on this host has now."""
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
-
-
 @pytest.fixture
 def hanging_initdb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Binaries whose initdb hangs; it writes its pid to the returned file first."""
-    bindir = Path(tempfile.mkdtemp(prefix="hanging-initdb-"))
+    bindir = _fake_bindir('echo $$ > "$E2E_TEST_MARKER"\nexec sleep 60')
     marker_dir = Path(tempfile.mkdtemp(prefix="hanging-initdb-pid-"))
-    for directory in (bindir, marker_dir):
-        directory.chmod(0o777)  # initdb runs as the unprivileged user when pytest is root
+    marker_dir.chmod(0o777)  # written by initdb, as the unprivileged user
     marker = marker_dir / "initdb.pid"
-    (bindir / "initdb").write_text('#!/bin/sh\necho $$ > "$E2E_TEST_MARKER"\nexec sleep 60\n')
-    (bindir / "postgres").write_text("#!/bin/sh\nexit 1\n")
-    for script in bindir.iterdir():
-        script.chmod(0o755)
     monkeypatch.setenv("PG_BINDIR", str(bindir))
     monkeypatch.setenv("E2E_TEST_MARKER", str(marker))
     yield marker

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fastapi_e2e.database import cluster
+from tests.conftest import dead_pid
 
 
 def _alive(pid: int) -> bool:
@@ -130,9 +131,7 @@ def test_janitor_stops_a_stale_server_and_removes_its_dir(tmp_path: Path) -> Non
 
     stale = tmp_path / f"{cluster.RUN_DIR_PREFIX}stale"
     (stale / "data").mkdir(parents=True)
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    (stale / cluster.OWNER_FILE).write_text(str(dead.pid))
+    (stale / cluster.OWNER_FILE).write_text(str(dead_pid()))
     server = subprocess.Popen(["sleep", "60"])
     (stale / "data" / "postmaster.pid").write_text(f"{server.pid}\n")
     try:
@@ -144,11 +143,7 @@ def test_janitor_stops_a_stale_server_and_removes_its_dir(tmp_path: Path) -> Non
 
 
 def test_janitor_removes_status_files_of_dead_controllers_only(tmp_path: Path) -> None:
-    import subprocess
-
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    gone = tmp_path / f"{cluster.RUN_DIR_PREFIX}abc_1-{dead.pid}{cluster.STATUS_SUFFIX}"
+    gone = tmp_path / f"{cluster.RUN_DIR_PREFIX}abc_1-{dead_pid()}{cluster.STATUS_SUFFIX}"
     half = gone.with_name(gone.name + ".partial")  # killed while replacing it
     live = tmp_path / f"{cluster.RUN_DIR_PREFIX}def_2-{os.getpid()}{cluster.STATUS_SUFFIX}"
     for status in (gone, half, live):
