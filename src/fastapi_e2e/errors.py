@@ -170,10 +170,12 @@ CONNECTION_ESCAPE = (
     "A statement ran on a database engine the harness does not control "
     "({pool}), at {site}. It was stopped before reaching the server: that engine's "
     "connections are outside the test's transaction, so they cannot see the test's "
-    "data and what they write would persist after the test. "
-    "Fix: get sessions through the overridden dependency ({dependency}), or list the "
-    "async_sessionmaker this code uses in E2EConfig(sessionmakers=[...]) so the harness "
-    "rebinds it to the test's connection."
+    "data and what they write would persist after the test. The harness wires every "
+    "engine made with create_async_engine() for postgresql+asyncpg or +psycopg once "
+    "the plugin is loaded; this one is a sync engine, another database, or was made "
+    "before pytest loaded the plugin. Fix: make it with create_async_engine() (the "
+    "app's async engines are wired whatever their URL), or reach the database through "
+    "one of the app's async engines."
 )
 
 GATE_TIMEOUT = (
@@ -218,6 +220,22 @@ GATE_WAIT_NOTE = (
     " Meanwhile a session was waiting for its turn on the test's shared connection, "
     "held by a session whose task is at {holder}: the request probably waited for "
     "work that itself waits for the request."
+)
+
+DRIVER_MISMATCH = (
+    "A connection of driver {app} began a transaction at {site}, but this test's "
+    "connection uses {test}: one transaction cannot span two drivers. The test's "
+    "driver is the one of the app's first engine, or asyncpg when the app had made "
+    "none when the test began. Fix: make all the app's engines with one driver, or "
+    "create the engine at import or in the lifespan so the harness sees it first."
+)
+
+WRITES_DISCARDED = (
+    "The harness rolled back a savepoint of the app (at {site}) that enclosed a later "
+    "connection's committed savepoint: those committed writes were discarded with it. "
+    "In production each session has its own connection and that commit would stay. "
+    "If the test misses rows the app committed, this is why: finish one session's "
+    "transaction before another starts inside it, or commit instead of rolling back."
 )
 
 STALE_TASK_SESSION = (

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from fastapi_e2e import errors
+from fastapi_e2e import compat, errors
 from fastapi_e2e.config import E2EConfig, Settings
 from fastapi_e2e.diagnosis.queries import QueryCounter
 from fastapi_e2e.diagnosis.record import Limits
@@ -41,8 +41,6 @@ WORKER_KEY = pytest.StashKey[WorkerInfo]()
 
 FULL_BODY_BYTES = 1024 * 1024
 
-# pytest-asyncio's runner for the session-scoped loop (its name is stable since 1.0).
-SESSION_RUNNER = "_session_scoped_runner"
 
 T = TypeVar("T")
 
@@ -120,7 +118,7 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     __tracebackhide__ = True
     if not isinstance(e2e_config, E2EConfig):
         _fail(errors.ConfigError(errors.BAD_CONFIG_FIXTURE.format(value=e2e_config)))
-    runner: _Runner = request.getfixturevalue(SESSION_RUNNER)
+    runner: _Runner = request.getfixturevalue(compat.SESSION_RUNNER_FIXTURE)
     settings = request.config.stash[SETTINGS_KEY]
     run = E2ERun(e2e_config, settings, request.config.stash.get(WORKER_KEY, None))
     if request.config.get_verbosity() >= 2:  # -vv shows whole bodies: keep more of them
@@ -144,7 +142,7 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     _run_or_fail(runner, run.__aexit__(None, None, None))  # e.g. lifespan shutdown failed
     request.config.stash[SUMMARY_KEY] = run.summary()  # now with what became of the cache
     # Escapes after the last test (a task it left running) have no test to fail.
-    escapes = run.guard.take_escapes()
+    escapes = run.wiring.take_escapes()
     if escapes:
         _fail(escapes[0])
 
@@ -218,9 +216,8 @@ def _current_item() -> pytest.Item:
 
 def _request_of(item: pytest.Item) -> pytest.FixtureRequest:
     """The item's own fixture request, for the rare lookups a fixture still needs
-    (the run on the first test, the anyio backend). pytest-asyncio reaches the
-    runner fixture the same way."""
-    request: pytest.FixtureRequest = item._request  # type: ignore[attr-defined]
+    (the run on the first test, the anyio backend)."""
+    request: pytest.FixtureRequest = compat.item_request(item)
     return request
 
 
@@ -284,7 +281,7 @@ def _this_test() -> Iterator[E2ETest]:
     item.stash[TEST_KEY] = test
     yield test
     _run_or_fail(loop, test.__aexit__(None, None, None))
-    escapes = test.run.guard.take_escapes() + test.tx.gate.stale_sessions
+    escapes = test.run.wiring.take_escapes() + test.tx.stale
     if escapes:
         _fail(escapes[0])
 

@@ -6,11 +6,8 @@ test. Neither knows about pytest, so both can be driven directly.
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
-import typing
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -20,23 +17,18 @@ from unittest import mock
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import pool
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from fastapi_e2e.client.app import AppUnderTest
 from fastapi_e2e.client.transport import TimeoutASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
-from fastapi_e2e.database import schema
+from fastapi_e2e.database import schema, sessions, wiring
 from fastapi_e2e.database.binaries import find_binaries
 from fastapi_e2e.database.cache import SnapshotCache, default_cache_dir
 from fastapi_e2e.database.cluster import EmbeddedCluster
-from fastapi_e2e.database.guard import EscapeGuard
 from fastapi_e2e.database.provision import SchemaSource, TestDatabase
-from fastapi_e2e.database.transaction import SharedTransaction, session_options_of
+from fastapi_e2e.database.transaction import TestTransaction
 from fastapi_e2e.database.urls import mask
 from fastapi_e2e.diagnosis import record
 from fastapi_e2e.errors import ConfigError
@@ -47,36 +39,6 @@ if TYPE_CHECKING:  # the xdist module imports this one
 
 # Parsed once: httpx re-parses a str base_url for every client (one client per test).
 BASE_URL = httpx.URL("http://testserver")
-
-
-def _sessionmaker_used_by(dependency: Any) -> async_sessionmaker[Any] | None:
-    """The module-level async_sessionmaker the dependency's code names, if any."""
-    function = inspect.unwrap(dependency) if callable(dependency) else None
-    code = getattr(function, "__code__", None)
-    if code is None:
-        return None
-    namespace = getattr(function, "__globals__", {})
-    for name in code.co_names:
-        value = namespace.get(name)
-        if isinstance(value, async_sessionmaker):
-            return value
-    return None
-
-
-def _yields_sessionmaker(dependency: Callable[..., Any]) -> bool:
-    """Whether the dependency's return annotation names an async_sessionmaker."""
-    try:
-        hints = typing.get_type_hints(dependency)
-    except Exception:  # unresolvable annotations: assume the common case, a session
-        return False
-    pending = [hints.get("return")]
-    while pending:
-        hint = pending.pop()
-        origin = typing.get_origin(hint) or hint
-        if isinstance(origin, type) and issubclass(origin, async_sessionmaker):
-            return True
-        pending.extend(typing.get_args(hint))
-    return False
 
 
 class E2ERun:
@@ -128,9 +90,10 @@ class E2ERun:
                 f"{source})"
             )
 
+        schema_source = self._schema_source()
         database = TestDatabase(
             admin_url,
-            self._schema_source(),
+            _BuiltThroughWiring(schema_source) if schema_source is not None else None,
             drop=not embedded,
             clean_stale=not embedded,
             rebuild=bool(self.settings.create_db.value),
@@ -139,6 +102,11 @@ class E2ERun:
         )
         self.database = database
         self.url: URL = database.url
+        # Every engine of the registered dialects connects here from now on, and
+        # during a test into its transaction; entered before the database so that it
+        # is left after the app's engines are disposed and before the database drops.
+        self.wiring = self._stack.enter_context(wiring.Wiring(self.url))
+        self._stack.enter_context(sessions.fresh_reads())
         if (name := self.config.database_url_env) is not None:
             # Inline, not in a local: `pytest -l` would print a local with the password.
             self._stack.enter_context(
@@ -146,12 +114,8 @@ class E2ERun:
             )
         await self._stack.enter_async_context(database)
         self.timings.update(database.timings)
+        self._stack.push_async_callback(dispose_app_engines)
 
-        self.engine: AsyncEngine = create_async_engine(
-            self.url, poolclass=pool.AsyncAdaptedQueuePool, pool_size=2, max_overflow=8
-        )
-        self._stack.push_async_callback(self.engine.dispose)
-        record.install_sql_recording(self.engine)
         self.sessionmakers = [
             resolve(maker, "sessionmakers") for maker in self.config.sessionmakers
         ]
@@ -179,21 +143,38 @@ class E2ERun:
             AppUnderTest(resolve(self.config.app, "app"), timeout)
         )
         self.timings["app"] = time.perf_counter() - started
-        if self.dependency is not None and not isinstance(self.app_under_test.app, FastAPI):
-            raise ConfigError(
-                "E2EConfig.session_dependency is set but the app is not a FastAPI app, "
-                "so its dependencies cannot be overridden. Remove session_dependency."
-            )
-        self.yields_sessionmaker = self.dependency is not None and _yields_sessionmaker(
-            self.dependency
+        named = self.sessionmakers[0] if self.sessionmakers else None
+        if named is None and self.dependency is not None:
+            named = sessions.sessionmaker_used_by(self.dependency)
+        app_string = self.config.app if isinstance(self.config.app, str) else ""
+        self.make_session, self.session_source = sessions.test_session_factory(
+            options=self.config.session_options,
+            named=named,
+            modules=sessions.app_modules(self.app_under_test.app, [app_string]),
         )
-        self.app_session_options = self._app_session_options()
-        # Active from here until just before the lifespan shuts down: a statement on
-        # another engine between tests (a task an earlier test left running) would
-        # persist just as surely as one during a test.
-        self.guard = self._stack.enter_context(
-            EscapeGuard(self.engine.sync_engine, self._dependency_name())
-        )
+        self._root_engines: dict[int, AsyncEngine] = {}
+        self._stack.push_async_callback(self._dispose_root_engines)
+
+    def root_engine(self) -> AsyncEngine:
+        """The harness's engine for tests' connections: the driver and options of the
+        app's first engine (asyncpg when it has none yet), on the test database."""
+        engines = wiring.app_engines()
+        primary = engines[0] if engines else None
+        key = id(primary)
+        engine = self._root_engines.get(key)
+        if engine is None:
+            engine = _root_engine_like(primary, self.url)
+            self._root_engines[key] = engine
+        return engine
+
+    @property
+    def driver(self) -> str:
+        engines = wiring.app_engines()
+        return engines[0].url.drivername if engines else "postgresql+asyncpg (no app engine yet)"
+
+    async def _dispose_root_engines(self) -> None:
+        for engine in self._root_engines.values():
+            await engine.dispose()
 
     def summary(self) -> str:
         """One line on what the run reused or built, and how long each part took."""
@@ -204,7 +185,7 @@ class E2ERun:
         parts = [
             self.description,
             f"schema template {database.template_name} {template}",
-            f"test database {self.url.database}",
+            f"test database {self.url.database} via {self.driver}",
             f"started in {total:.2f} s ({took})",
         ]
         if database.stale_dropped:
@@ -234,23 +215,59 @@ class E2ERun:
             return schema.MetadataSchema(self.config.metadata)
         return None
 
-    def _app_session_options(self) -> dict[str, Any]:
-        if self.config.session_options is not None:
-            return dict(self.config.session_options)
-        maker = _sessionmaker_used_by(self.dependency)
-        if maker is None and self.sessionmakers:
-            maker = self.sessionmakers[0]
-        if maker is None:
-            # An async app cannot lazy-load expired attributes after commit(), so apps
-            # that read them successfully in production use this setting.
-            return {"expire_on_commit": False}
-        return session_options_of(maker)
 
-    def _dependency_name(self) -> str:
-        if self.dependency is None:
-            return "E2EConfig.session_dependency, not set"
-        module = getattr(self.dependency, "__module__", "?")
-        return f"{module}:{getattr(self.dependency, '__qualname__', self.dependency)}"
+class _BuiltThroughWiring:
+    """The schema source, built with the wiring pointed at the template database.
+
+    So an Alembic ``env.py`` that builds its engine from the app's settings, or
+    imports the app's engine, migrates the template whatever URL it computed; the
+    app's engines that connected meanwhile are disposed, so none stays connected to
+    the template (PostgreSQL refuses to copy a database that has connections).
+    """
+
+    def __init__(self, source: SchemaSource) -> None:
+        self.source = source
+        self.description = source.description
+
+    def key(self) -> str:
+        return self.source.key()
+
+    async def build(self, url: URL) -> None:
+        active = wiring.active()
+        if active is None:
+            await self.source.build(url)
+            return
+        with active.redirected(url):
+            try:
+                await self.source.build(url)
+            finally:
+                await dispose_app_engines()
+
+
+async def dispose_app_engines() -> None:
+    """Close the pooled connections of every app engine (public ``dispose()``)."""
+    for engine in wiring.app_engines():
+        await AsyncEngine(engine).dispose()
+
+
+def _root_engine_like(primary: Engine | None, url: URL) -> AsyncEngine:
+    """An engine on ``url`` with ``primary``'s driver, dialect options and execution options."""
+    if primary is None:
+        engine = create_async_engine(
+            url, poolclass=pool.AsyncAdaptedQueuePool, pool_size=2, max_overflow=8
+        )
+    else:
+        dialect_options = dict(getattr(primary.dialect, "e2e_kwargs", {}))
+        engine = create_async_engine(
+            url.set(drivername=primary.url.drivername),
+            poolclass=pool.AsyncAdaptedQueuePool,
+            pool_size=2,
+            max_overflow=8,
+            execution_options=primary.get_execution_options(),
+            **dialect_options,
+        )
+    engine.sync_engine.dialect.e2e_role = "root"  # type: ignore[attr-defined]
+    return engine
 
 
 def start_cluster(settings: Settings) -> EmbeddedCluster:
@@ -272,26 +289,21 @@ class E2ETest:
 
     async def __aenter__(self) -> E2ETest:
         run = self.run
-        self.tx = await SharedTransaction(
-            run.engine,
-            sessionmakers=run.sessionmakers,
-            app_session_options=run.app_session_options,
+        self.recording = record.Recording(run.recording_limits)
+        self.tx = await TestTransaction(
+            run.wiring,
+            run.root_engine(),
+            run.make_session,
+            recording=self.recording if run.recording_on else None,
         ).__aenter__()
         self.app = run.app_under_test.app
         self._fastapi = self.app if isinstance(self.app, FastAPI) else None
         self._saved_overrides: dict[Any, Any] = {}
         if self._fastapi is not None:
             self._saved_overrides = dict(self._fastapi.dependency_overrides)
-            if run.dependency is not None:
-                override = self.tx.dependency_override(run.yields_sessionmaker)
-                self._fastapi.dependency_overrides[run.dependency] = override
-        self.recording = record.Recording(run.recording_limits)
-        self._connection_info = self.tx.connection.sync_connection.info  # type: ignore[union-attr]
         if run.recording_on:
-            record.attach(self.recording, self._connection_info)
             run.app_under_test.recording = self.recording
         run.app_under_test.gate = self.tx.gate
-        run.guard.in_test = True
         self._client: httpx.AsyncClient | None = None
         return self
 
@@ -321,10 +333,8 @@ class E2ETest:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.run.guard.in_test = False
         self.run.app_under_test.gate = None
         self.run.app_under_test.recording = None
-        record.attach(None, self._connection_info)
         try:
             if self._client is not None:
                 await self._client.aclose()

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from fastapi_e2e import fixtures, xdist
+from fastapi_e2e import compat, fixtures, xdist
 from fastapi_e2e.config import OPTIONS, resolve_settings
+from fastapi_e2e.database import dialects
 from fastapi_e2e.database.cache import default_cache_dir
 from fastapi_e2e.database.urls import mask
 from fastapi_e2e.diagnosis import artifact, notes
@@ -38,7 +39,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(option.dest, help=option.help, default=None)
 
 
+_DIALECTS_KEY = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Register the wired dialects before any conftest imports the app and its engines."""
+    _register_dialects(early_config)
+
+
+def _register_dialects(config: pytest.Config) -> None:
+    if not config.stash.get(_DIALECTS_KEY, False):
+        dialects.register()
+        config.stash[_DIALECTS_KEY] = True
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_DIALECTS_KEY, False):
+        dialects.deregister()
+        config.stash[_DIALECTS_KEY] = False
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _register_dialects(config)  # the plugin was loaded after the initial conftests
     ini = {option.dest: config.getini(option.dest) for option in OPTIONS}
     cli = {option.dest: config.getoption(option.dest) for option in OPTIONS}
     try:
@@ -143,9 +166,8 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
         function = getattr(fixturedef.func, "__func__", fixturedef.func)
         if (
             inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
-        ) and getattr(function, "_loop_scope", None) is None:
-            # pytest-asyncio's own marker attribute, as its fixture(loop_scope=...) sets it.
-            setattr(function, "_loop_scope", "session")  # noqa: B010
+        ) and getattr(function, compat.LOOP_SCOPE_ATTRIBUTE, None) is None:
+            setattr(function, compat.LOOP_SCOPE_ATTRIBUTE, "session")
     return (yield)
 
 

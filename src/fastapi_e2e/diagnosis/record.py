@@ -16,14 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, ExceptionContext
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-RECORDING_KEY = "fastapi_e2e.recording"
-"""Connection.info key: the Recording the connection's statements go to."""
-_PENDING_KEY = "fastapi_e2e.pending_statement"
+from fastapi_e2e import compat
+
 _ROUTE_OBSERVED = "_fastapi_e2e_observed"
 
 
@@ -208,6 +204,8 @@ class Recording:
             maxlen=self.limits.statements
         )
         self.statement_count = 0
+        self.notes: list[str] = []
+        """What the harness did that changed the outcome (shown in the report)."""
         self.windows: list[list[Statement]] = []
         """Open query-count windows; each receives every statement run while open."""
 
@@ -336,59 +334,26 @@ def observe_routes(app: Any) -> None:
             route.app = _observe_route(inner)
 
 
-def _before_execute(
-    conn: Connection, cursor: Any, sql: str, parameters: Any, context: Any, executemany: bool
-) -> None:
-    info = conn.info
-    recording = info.get(RECORDING_KEY)
-    if recording is None:
-        return
+def start_statement(
+    recording: Recording, sql: str, parameters: Any, context: Any, executemany: bool
+) -> Statement:
+    """Record a statement about to run on the test's connection."""
     statement = Statement(
         sql, parameters, getattr(context, "compiled", None), executemany, CURRENT_EXCHANGE.get()
     )
     recording.add_statement(statement)
-    info[_PENDING_KEY] = statement
+    return statement
 
 
-def _after_execute(
-    conn: Connection, cursor: Any, sql: str, parameters: Any, context: Any, executemany: bool
-) -> None:
-    statement = conn.info.pop(_PENDING_KEY, None)
-    if statement is None:
-        return
+def finish_statement(statement: Statement, cursor: Any) -> None:
     statement.duration = time.perf_counter() - statement.started
     rowcount = getattr(cursor, "rowcount", -1)
     if rowcount is not None and rowcount >= 0:
         statement.rows = rowcount
     elif getattr(cursor, "description", None) is not None:
-        # asyncpg's adapter fetches a SELECT's rows eagerly into the cursor.
-        rows = getattr(cursor, "_rows", None)
-        statement.rows = len(rows) if rows is not None else None
+        statement.rows = compat.fetched_row_count(cursor)
 
 
-def _failed_execute(context: ExceptionContext) -> None:
-    connection = context.connection
-    if connection is None or connection.invalidated:
-        return
-    statement = connection.info.pop(_PENDING_KEY, None)
-    if statement is not None:
-        statement.duration = time.perf_counter() - statement.started
-        statement.error = context.original_exception
-
-
-def install_sql_recording(engine: AsyncEngine) -> None:
-    """Record statements of connections that carry a Recording (idempotent)."""
-    sync_engine = engine.sync_engine
-    if not event.contains(sync_engine, "before_cursor_execute", _before_execute):
-        event.listen(sync_engine, "before_cursor_execute", _before_execute)
-        event.listen(sync_engine, "after_cursor_execute", _after_execute)
-        event.listen(sync_engine, "handle_error", _failed_execute)
-
-
-def attach(recording: Recording | None, connection_info: dict[Any, Any]) -> None:
-    """Send the statements of the connection whose ``info`` this is to ``recording``."""
-    if recording is None:
-        connection_info.pop(RECORDING_KEY, None)
-        connection_info.pop(_PENDING_KEY, None)
-    else:
-        connection_info[RECORDING_KEY] = recording
+def fail_statement(statement: Statement, error: BaseException) -> None:
+    statement.duration = time.perf_counter() - statement.started
+    statement.error = error

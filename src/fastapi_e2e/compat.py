@@ -1,0 +1,93 @@
+"""Every private or undocumented API of another library the harness uses, in one room.
+
+Each entry says why no public API does the job. ``tests/test_compat.py`` pins each
+one, so a release that moves or removes it fails there first, with its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# --- SQLAlchemy -------------------------------------------------------------------
+
+try:  # 2.1 names it await_; 2.0 only has await_only (deprecated in 2.1, gone in 2.2)
+    from sqlalchemy.util import await_ as _await
+except ImportError:  # pragma: no cover - SQLAlchemy 2.0
+    from sqlalchemy.util import await_only as _await
+
+from sqlalchemy.util import greenlet_spawn as _greenlet_spawn
+
+
+def await_in_greenlet(awaitable: Awaitable[T]) -> T:
+    """Await from sync code that SQLAlchemy's asyncio layer is running.
+
+    Why private: the app's connections wait for their turn on the test's one
+    connection inside DBAPI calls, which SQLAlchemy runs as sync code in a greenlet;
+    SQLAlchemy's own adapters await the driver exactly this way, and no public API
+    exposes it.
+    """
+    return _await(awaitable)
+
+
+async def run_in_greenlet(fn: Callable[..., T], *args: Any) -> T:
+    """Run sync SQLAlchemy code that awaits inside (``fn``) from async code.
+
+    Why private: the test's connect+begin and rollback+close each take one greenlet
+    hop here instead of the async API's one per call (~15 µs each, on every test).
+    """
+    return await _greenlet_spawn(fn, *args)
+
+
+def lift_overflow_limit(pool: Any) -> None:
+    """Let a QueuePool of the app open as many connections as its requests ask for.
+
+    Why private: during a test the app's connections take turns on the test's one
+    connection, so a request holding a turn that needs a second pooled connection
+    would wait for slots held by requests waiting for its turn: a deadlock
+    production never has. Pinned connections cost nothing until used outside a
+    test, so lifting the limit is free; SQLAlchemy reads ``-1`` as "no limit" and
+    has no public way to change it after the engine is made.
+    """
+    if hasattr(pool, "_max_overflow"):
+        pool._max_overflow = -1
+
+
+def fetched_row_count(cursor: Any) -> int | None:
+    """How many rows a SELECT returned, for the report, from the asyncpg adapter's cursor.
+
+    Why private: asyncpg's adapter fetches a SELECT's rows eagerly and reports no
+    rowcount for them; the count is only in its buffer. None for other drivers.
+    """
+    rows = getattr(cursor, "_rows", None)
+    return len(rows) if rows is not None else None
+
+
+# --- pytest and pytest-asyncio ----------------------------------------------------
+
+SESSION_RUNNER_FIXTURE = "_session_scoped_runner"
+"""pytest-asyncio's runner for the session-scoped loop.
+
+Why private: the harness must drive setup and teardown on the session loop from a
+sync fixture (so the loop is the same whatever the user's pytest-asyncio settings);
+pytest-asyncio offers no public handle on its session runner.
+"""
+
+LOOP_SCOPE_ATTRIBUTE = "_loop_scope"
+"""The attribute pytest-asyncio's ``fixture(loop_scope=...)`` writes on a fixture function.
+
+Why private: async fixtures that name no loop scope must run on the session loop like
+the tests; pytest-asyncio reads only this attribute and offers no hook to set it.
+"""
+
+
+def item_request(item: Any) -> Any:
+    """The item's own fixture request.
+
+    Why private: the per-test fixtures take no ``request`` (it costs ~0.1 ms per use in
+    pytest 9) and still need the run fixture on the first test and ``anyio_backend``;
+    pytest-asyncio reaches the runner fixture the same way.
+    """
+    return item._request

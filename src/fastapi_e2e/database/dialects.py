@@ -1,0 +1,120 @@
+"""SQLAlchemy's PostgreSQL async dialects, as subclasses registered while the plugin is loaded.
+
+``create_async_engine("postgresql+asyncpg://...")`` or ``"postgresql+psycopg://..."``
+anywhere in the process (the app's modules, its lifespan, a DI container, an Alembic
+``env.py``) then builds an engine of these classes. They behave exactly as
+SQLAlchemy's own, with two additions: the engine is announced to the active wiring
+when it is created, and ``connect()`` asks that wiring where to connect. With no
+wiring active (before the run, after it) they are SQLAlchemy's dialects unchanged.
+
+The names are registered with ``sqlalchemy.dialects.registry``, the public way to
+supply a dialect; registered names are looked up before the built-in ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg, PGDialectAsync_psycopg
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
+
+from fastapi_e2e.database import wiring
+
+
+class WiredDialect:
+    """What the registered dialects add to SQLAlchemy's: announce engines, ask where to connect."""
+
+    e2e_kwargs: dict[str, Any]
+    """The keyword arguments the dialect was made with (json_serializer, ...)."""
+    e2e_role: str = "app"
+    """"app" for every engine but the harness's own ("harness"), which never pins."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.e2e_kwargs = dict(kwargs)
+
+    @classmethod
+    def engine_created(cls, engine: Engine) -> None:
+        super().engine_created(engine)  # type: ignore[misc]
+        wiring.engine_created(engine)
+
+    def on_connect(self) -> Any:
+        # The set-up (codecs, notice handlers) runs on the pinned connection's own
+        # server connection, when that is opened: most never are.
+        set_up = super().on_connect()  # type: ignore[misc]
+        if set_up is None:
+            return None
+
+        def set_up_when_opened(connection: Any) -> None:
+            if isinstance(connection, wiring.PinnedConnection):
+                connection.on_own_connection(set_up)
+            else:
+                set_up(connection)
+
+        return set_up_when_opened
+
+    def do_ping(self, dbapi_connection: Any) -> bool:
+        if isinstance(dbapi_connection, wiring.PinnedConnection):
+            if not dbapi_connection.opened:
+                return True  # nothing to ping: tests use the harness's connection
+            dbapi_connection = dbapi_connection.own
+        return super().do_ping(dbapi_connection)  # type: ignore[misc, no-any-return]
+
+    def connect(self, *cargs: Any, **cparams: Any) -> DBAPIConnection:
+        connect = super().connect  # type: ignore[misc]
+        active = wiring.active()
+        if active is None:
+            return connect(*cargs, **cparams)  # type: ignore[no-any-return]
+        return active.connect(self, connect, cargs, cparams)
+
+
+class AsyncpgDialect(WiredDialect, PGDialect_asyncpg):
+    """``postgresql+asyncpg``."""
+
+    supports_statement_cache = True  # SQLAlchemy asks each subclass to say so
+
+
+class AsyncPsycopgDialect(WiredDialect, PGDialectAsync_psycopg):
+    """``postgresql+psycopg`` (and ``+psycopg_async``) made by ``create_async_engine``."""
+
+    supports_statement_cache = True
+
+
+class PsycopgDialect(PGDialect_psycopg):
+    """``postgresql+psycopg``: sync engines stay SQLAlchemy's; async ones are wired."""
+
+    supports_statement_cache = True
+
+    @classmethod
+    def get_async_dialect_cls(cls, url: Any) -> type[AsyncPsycopgDialect]:
+        return AsyncPsycopgDialect
+
+
+_NAMES = {
+    "postgresql.asyncpg": "AsyncpgDialect",
+    "postgresql.psycopg": "PsycopgDialect",
+    "postgresql.psycopg_async": "AsyncPsycopgDialect",
+}
+_registrations = 0
+
+
+def register() -> None:
+    """Make the registered names ours (counted: pytester runs pytest inside pytest)."""
+    global _registrations
+    if _registrations == 0:
+        for name, cls in _NAMES.items():
+            registry.register(name, __name__, cls)
+    _registrations += 1
+
+
+def deregister() -> None:
+    """Give the names back to SQLAlchemy's built-in dialects when the last user ends."""
+    global _registrations
+    _registrations = max(_registrations - 1, 0)
+    if _registrations == 0:
+        for name in _NAMES:
+            if name in registry.impls:
+                registry.deregister(name)
