@@ -24,11 +24,11 @@ MakeItem = Callable[..., Awaitable[Item]]
 
 @pytest.fixture(scope="session")
 def e2e_config() -> E2EConfig:
+    # The app's settings require DATABASE_URL; the harness sets it to the test
+    # database. Its engines, sessionmaker and dependency need no configuration.
     return E2EConfig(
         app="example_app.main:create_app",
-        session_dependency="example_app.db:get_session",
         alembic_ini="example_app/alembic.ini",
-        sessionmakers=["example_app.db:SessionLocal"],
         database_url_env="DATABASE_URL",
     )
 

@@ -6,8 +6,13 @@ one, so a release that moves or removes it fails there first, with its name.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
+
+import asyncpg
+import asyncpg.connection
+from sqlalchemy.util import greenlet_spawn as _greenlet_spawn
 
 T = TypeVar("T")
 
@@ -17,8 +22,6 @@ try:  # 2.1 names it await_; 2.0 only has await_only (deprecated in 2.1, gone in
     from sqlalchemy.util import await_ as _await
 except ImportError:  # pragma: no cover - SQLAlchemy 2.0
     from sqlalchemy.util import await_only as _await
-
-from sqlalchemy.util import greenlet_spawn as _greenlet_spawn
 
 
 def await_in_greenlet(awaitable: Awaitable[T]) -> T:
@@ -63,6 +66,53 @@ def fetched_row_count(cursor: Any) -> int | None:
     """
     rows = getattr(cursor, "_rows", None)
     return len(rows) if rows is not None else None
+
+
+# --- asyncpg ------------------------------------------------------------------------
+
+ORIGINAL_ASYNCPG_CONNECT = asyncpg.connection.connect
+"""asyncpg's connect() as imported: what the wired engines connect with."""
+
+
+@contextmanager
+def asyncpg_connect_replaced(wrapper: Callable[..., Awaitable[Any]]) -> Iterator[None]:
+    """Route ``asyncpg.connect()`` and the pools' connects through ``wrapper(connect, ...)``.
+
+    Why private: asyncpg has no hook for connections it makes. ``Pool`` reads the
+    module attribute ``asyncpg.connection.connect`` when it is created, and
+    ``asyncpg.connect`` is the same function re-exported; both are replaced for
+    the run and put back after it. Code that did ``from asyncpg import connect``
+    before the run keeps the original.
+    """
+    saved = (asyncpg.connect, asyncpg.connection.connect)
+    original = saved[1]
+
+    async def connect(*args: Any, **kwargs: Any) -> Any:
+        return await wrapper(original, *args, **kwargs)
+
+    asyncpg.connect = asyncpg.connection.connect = connect
+    try:
+        yield
+    finally:
+        asyncpg.connect, asyncpg.connection.connect = saved
+
+
+# --- Starlette ---------------------------------------------------------------------
+
+
+def route_app(route: Any) -> Any:
+    """The ASGI callable a Starlette route dispatches to (``route.app``), if any."""
+    return getattr(route, "app", None)
+
+
+def replace_route_app(route: Any, app: Any) -> None:
+    """Make a route dispatch to ``app`` (a wrapper around its own ``route.app``).
+
+    Why private: exceptions a route's handlers turn into responses, or middleware
+    swallows, never reach an outer ASGI wrapper; wrapping each route's ASGI callable
+    is the one place they can be seen, and Starlette documents no way to wrap it.
+    """
+    route.app = app
 
 
 # --- pytest and pytest-asyncio ----------------------------------------------------

@@ -222,6 +222,15 @@ GATE_WAIT_NOTE = (
     "work that itself waits for the request."
 )
 
+RAW_DRIVER_ESCAPE = (
+    "Refused {method} at {site}: a raw asyncpg connection (asyncpg.connect() or "
+    "create_pool()) is outside the test's transaction, so it cannot see the test's "
+    "rows and what it wrote would persist after the test. Nothing reached the server. "
+    "Fix: run the query through one of the app's SQLAlchemy async engines (e.g. "
+    "`async with engine.connect() as conn: await conn.exec_driver_sql(...)`), whose "
+    "connections the harness puts in the test's transaction."
+)
+
 DRIVER_MISMATCH = (
     "A connection of driver {app} began a transaction at {site}, but this test's "
     "connection uses {test}: one transaction cannot span two drivers. The test's "
@@ -257,12 +266,11 @@ SAVEPOINT_OUT_OF_ORDER = (
 )
 
 OUTER_TRANSACTION_ENDED = (
-    "Refused to commit or roll back the test's outer transaction (db_connection."
-    "commit()/rollback()/close(), a raw COMMIT, ROLLBACK, BEGIN or END statement, or a session "
-    "bound to the connection with join_transaction_mode='control_fully'). Committing "
-    "would persist the test's writes and rolling back would end its isolation. Use "
-    "db_session.commit()/rollback(), which release or return to a savepoint, or "
-    "db_connection.begin_nested() for a savepoint of your own."
+    "Refused to commit or roll back the test's outer transaction, asked by {who}. "
+    "Committing would persist the test's writes and rolling back would end its "
+    "isolation. Use db_session.commit()/rollback(), which release or return to a "
+    "savepoint, db_connection.begin_nested() for a savepoint of your own, or bind your "
+    "own session with join_transaction_mode='create_savepoint'."
 )
 
 TEARDOWN_ROLLBACK_FAILED = (

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from fastapi_e2e.client.app import AppUnderTest
 from fastapi_e2e.client.transport import TimeoutASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
-from fastapi_e2e.database import schema, sessions, wiring
+from fastapi_e2e.database import guard, schema, sessions, wiring
 from fastapi_e2e.database.binaries import find_binaries
 from fastapi_e2e.database.cache import SnapshotCache, default_cache_dir
 from fastapi_e2e.database.cluster import EmbeddedCluster
@@ -107,6 +107,7 @@ class E2ERun:
         # is left after the app's engines are disposed and before the database drops.
         self.wiring = self._stack.enter_context(wiring.Wiring(self.url))
         self._stack.enter_context(sessions.fresh_reads())
+        self._stack.enter_context(guard.raw_connections_guarded())
         if (name := self.config.database_url_env) is not None:
             # Inline, not in a local: `pytest -l` would print a local with the password.
             self._stack.enter_context(
@@ -152,15 +153,21 @@ class E2ERun:
             named=named,
             modules=sessions.app_modules(self.app_under_test.app, [app_string]),
         )
-        self._root_engines: dict[int, AsyncEngine] = {}
+        self._root_engines: dict[tuple[int, str], AsyncEngine] = {}
         self._stack.push_async_callback(self._dispose_root_engines)
+        # One connect per app engine now, so the tests' connections can copy the
+        # driver arguments (connect_args, server_settings) the app's engine passes.
+        for engine in wiring.app_engines():
+            async with AsyncEngine(engine).connect():
+                pass
 
     def root_engine(self) -> AsyncEngine:
         """The harness's engine for tests' connections: the driver and options of the
         app's first engine (asyncpg when it has none yet), on the test database."""
         engines = wiring.app_engines()
         primary = engines[0] if engines else None
-        key = id(primary)
+        connect_args = getattr(primary.dialect, "e2e_connect_args", {}) if primary else {}
+        key = (id(primary), repr(sorted(connect_args.items())))
         engine = self._root_engines.get(key)
         if engine is None:
             engine = _root_engine_like(primary, self.url)
@@ -266,7 +273,10 @@ def _root_engine_like(primary: Engine | None, url: URL) -> AsyncEngine:
             execution_options=primary.get_execution_options(),
             **dialect_options,
         )
-    engine.sync_engine.dialect.e2e_role = "root"  # type: ignore[attr-defined]
+    dialect = engine.sync_engine.dialect
+    dialect.e2e_role = "root"  # type: ignore[attr-defined]
+    if primary is not None:
+        dialect.e2e_primary = primary.dialect  # type: ignore[attr-defined]
     return engine
 
 

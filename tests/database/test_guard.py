@@ -1,16 +1,62 @@
-"""Behaviour 5: statements on any engine but the harness's fail the test, naming the call site."""
+"""Escapes: work that cannot join the test's transaction fails the test, naming the line.
+
+The app's async engines are wired, whatever they are; what is left are sync engines
+(a thread), engines of another database, raw asyncpg (tests/real_apps), and tasks a
+request left running into the next test.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+SYNC_ROUTE = """
+import os
+from fastapi import Request
+from sqlalchemy import create_engine, text
 
-def test_escape_fails_the_test_naming_the_route_and_the_fix(shop: pytest.Pytester) -> None:
+def add_sync_route(app, swallow=False):
+    @app.post("/sync-write")
+    def sync_write():  # FastAPI runs it in a worker thread
+        url = os.environ["DATABASE_URL"].replace("+asyncpg", "+psycopg")
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO things (name) VALUES ('sync')"))
+        except Exception:
+            if not swallow:
+                raise
+        finally:
+            engine.dispose()
+        return {}
+"""
+
+
+def test_the_apps_own_engine_used_directly_joins_the_test(shop: pytest.Pytester) -> None:
     shop.makepyfile(
         """
-        async def test_escapes(client):
-            response = await client.post("/escape")
-            assert response.status_code == 500
+        from sqlalchemy import select
+        from shop import Thing
+
+        async def test_1_writes_through_the_engine(client, db_session):
+            assert (await client.post("/escape")).status_code == 201
+            assert (await db_session.scalars(select(Thing.name))).all() == ["escaped"]
+
+        async def test_2_nothing_was_kept(client):
+            assert (await client.get("/things")).json() == []
+        """
+    )
+    shop.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_sync_engine_fails_the_test_naming_the_route_and_the_fix(shop: pytest.Pytester) -> None:
+    shop.makepyfile(sync_routes=SYNC_ROUTE)
+    shop.makepyfile(
+        """
+        from sync_routes import add_sync_route
+
+        async def test_escapes(app, client):
+            add_sync_route(app)
+            assert (await client.post("/sync-write")).status_code == 500
 
         async def test_nothing_was_written(client):
             assert (await client.get("/things")).json() == []
@@ -22,27 +68,20 @@ def test_escape_fails_the_test_naming_the_route_and_the_fix(shop: pytest.Pyteste
         [
             "*ERROR at teardown of test_escapes*",
             "*A statement ran on a database engine the harness does not control*"
-            "shop.py:*in escape*sessionmakers=*",
+            "sync_routes.py:*in sync_write*Fix: make it with create_async_engine()*",
         ]
     )
 
 
 def test_escape_swallowed_by_the_app_still_fails_the_test(shop: pytest.Pytester) -> None:
+    shop.makepyfile(sync_routes=SYNC_ROUTE)
     shop.makepyfile(
         """
-        from sqlalchemy import text
+        from sync_routes import add_sync_route
 
         async def test_swallowed(app, client):
-            @app.get("/quiet-escape")
-            async def quiet(request: __import__("fastapi").Request):
-                try:
-                    async with request.state.engine.connect() as conn:
-                        await conn.execute(text("SELECT 1"))
-                except Exception:
-                    pass
-                return {}
-
-            assert (await client.get("/quiet-escape")).status_code == 200
+            add_sync_route(app, swallow=True)
+            assert (await client.post("/sync-write")).status_code == 200
         """
     )
     result = shop.runpytest_subprocess()
@@ -50,7 +89,7 @@ def test_escape_swallowed_by_the_app_still_fails_the_test(shop: pytest.Pytester)
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_swallowed*",
-            "*engine the harness does not control*.py:*in quiet*",
+            "*engine the harness does not control*sync_routes.py:*in sync_write*",
         ]
     )
 
@@ -89,8 +128,8 @@ def test_task_left_running_by_a_test_cannot_write_between_tests(shop: pytest.Pyt
             assert count == 0
         """
     )
-    result = shop.runpytest_subprocess("-p", "no:randomly")
+    result = shop.runpytest_subprocess("-p", "no:randomly", "-W", "ignore")
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(
-        ["*ERROR at teardown of test_3_reports_it*", "*does not control*in write_audit*"]
+        ["*ERROR at teardown of test_3_reports_it*", "*Refused a session opened at*in write_audit*"]
     )

@@ -10,6 +10,9 @@ import greenlet
 
 _LIBRARY_PARTS = (
     "/sqlalchemy/",
+    "/asyncpg/",
+    "/psycopg/",
+    "/sqlmodel/",
     "/asyncio/",
     "/fastapi_e2e/",
     "/greenlet/",

@@ -30,11 +30,18 @@ class WiredDialect:
     e2e_kwargs: dict[str, Any]
     """The keyword arguments the dialect was made with (json_serializer, ...)."""
     e2e_role: str = "app"
-    """"app" for every engine but the harness's own ("harness"), which never pins."""
+    """"app" for every engine but the harness's: "root" (tests' connections) and
+    "harness" (never pinned)."""
+    e2e_connect_args: dict[str, Any]
+    """What the app's engine passes to the driver besides the server (connect_args,
+    URL query), as seen at its last connect."""
+    e2e_primary: WiredDialect | None = None
+    """For a root engine: the app engine's dialect whose connect arguments it copies."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.e2e_kwargs = dict(kwargs)
+        self.e2e_connect_args = {}
 
     @classmethod
     def engine_created(cls, engine: Engine) -> None:

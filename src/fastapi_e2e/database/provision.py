@@ -24,6 +24,7 @@ from typing import Protocol
 import asyncpg
 from sqlalchemy.engine import URL
 
+from fastapi_e2e import compat
 from fastapi_e2e.database.urls import asyncpg_connect_kwargs, mask
 from fastapi_e2e.errors import (
     NO_CREATEDB,
@@ -62,7 +63,9 @@ async def connect_admin(url: URL, timeout: float = CONNECT_TIMEOUT) -> asyncpg.C
     """Connect to the admin database, turning failures into one clear error."""
     kwargs = asyncpg_connect_kwargs(url)
     try:
-        return await asyncio.wait_for(asyncpg.connect(**kwargs, timeout=timeout), timeout)
+        # The harness's own admin work: past the run's guard on raw app connections.
+        connect = compat.ORIGINAL_ASYNCPG_CONNECT
+        return await asyncio.wait_for(connect(**kwargs, timeout=timeout), timeout)
     except (
         asyncpg.InvalidPasswordError,
         asyncpg.InvalidAuthorizationSpecificationError,

@@ -15,10 +15,13 @@ its turns at the gate and its recording are all here.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from fastapi_e2e.compat import await_in_greenlet, run_in_greenlet
 from fastapi_e2e.database.callsite import call_site
@@ -53,6 +56,25 @@ _SAVEPOINT_STATEMENT = re.compile(
     re.IGNORECASE,
 )
 _READ_PREFIXES = ("SELECT", "SHOW", "VALUES", "EXPLAIN", "WITH")
+
+
+def _who_ends_the_outer_transaction() -> str:
+    """Name the session (and its join mode) whose commit or rollback reached the outer
+    transaction, from the callers' frames; only run on this error path."""
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(60):
+        if frame is None:
+            break
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, SessionTransaction):
+            candidate = candidate.session
+        if isinstance(candidate, Session):
+            return (
+                f"a {type(candidate).__name__} bound to db_connection with "
+                f"join_transaction_mode={candidate.join_transaction_mode!r}"
+            )
+        frame = frame.f_back
+    return "db_connection.commit()/rollback()/close() or the connection's own transaction"
 
 
 def _reads_only(sql: str) -> bool:
@@ -152,11 +174,9 @@ class TestTransaction:
             error = E2EError(STALE_TASK_SESSION.format(site=call_site()))
             self.stale.append(error)
             raise error
-        if type(pinned.own) is not type(self.physical):
+        if pinned.driver != self.root.driver:
             raise E2EError(
-                DRIVER_MISMATCH.format(
-                    app=pinned.driver_name, test=self.root.driver_name, site=call_site()
-                )
+                DRIVER_MISMATCH.format(app=pinned.driver, test=self.root.driver, site=call_site())
             )
         if not self.gate.holds(pinned):
             await_in_greenlet(self.gate.acquire(pinned))
@@ -211,21 +231,24 @@ class TestTransaction:
 
     def _bookkeeping(self, sql: str) -> None:
         """Run a savepoint statement on the test's connection, recorded like the rest."""
+        self._track_savepoint(sql)  # refused before it reaches the server
         statement = self._record(sql, None, None, False)
         cursor = self.physical.cursor()
         try:
             cursor.execute(sql)
         except BaseException as error:
             if statement is not None:
-                statement.error = error
+                record.fail_statement(statement, error)
             raise
+        else:
+            if statement is not None:
+                record.finish_statement(statement, cursor)
         finally:
             cursor.close()
-        self._track_savepoint(sql)
 
     def refuse_outer_end(self) -> None:
         """db_connection.commit()/rollback() mid-test: refused before it reaches the server."""
-        raise E2EError(OUTER_TRANSACTION_ENDED)
+        raise E2EError(OUTER_TRANSACTION_ENDED.format(who=_who_ends_the_outer_transaction()))
 
     # --- every statement of the test (called by the wiring's listeners) ------------
 
@@ -233,7 +256,8 @@ class TestTransaction:
         self, pinned: PinnedConnection, sql: str, params: Any, context: Any, many: bool
     ) -> None:
         if _TRANSACTION_CONTROL.match(sql):
-            raise E2EError(OUTER_TRANSACTION_ENDED)
+            who = f"the raw statement {' '.join(sql.split())[:60]!r}"
+            raise E2EError(OUTER_TRANSACTION_ENDED.format(who=who))
         if pinned.root:
             # The test's own statements wait while a request's savepoint is open:
             # releasing db_session's savepoint then would release the request's too.

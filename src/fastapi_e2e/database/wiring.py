@@ -116,8 +116,10 @@ class PinnedConnection:
     """
 
     def __init__(
-        self, open_own: Callable[[], DBAPIConnection], wiring: Wiring, *, root: bool
+        self, open_own: Callable[[], DBAPIConnection], wiring: Wiring, *, root: bool, driver: str
     ) -> None:
+        self.driver = driver
+        """The driver's name (asyncpg, psycopg): one test's connections must share it."""
         self._open_own = open_own
         self._own: DBAPIConnection | None = None
         self._set_up_own: list[Callable[[Any], None]] = []
@@ -168,7 +170,7 @@ class PinnedConnection:
         if test is None:
             test = self.wiring.test
             if test is None:
-                _refuse_request_task_between_tests()
+                _refuse_request_task_between_tests(self.wiring)
                 self.on_own = True
                 return self.own.cursor(*args, **kwargs)
             test.begin(self)
@@ -194,10 +196,6 @@ class PinnedConnection:
             self.on_own = False
             self._own.rollback()
 
-    @property
-    def driver_name(self) -> str:
-        return type(self.own).__module__.split(".")[-1] + "." + type(self.own).__name__
-
     def close(self) -> None:
         try:
             if self.test is not None and self.test is self.wiring.test:
@@ -217,11 +215,14 @@ class PinnedConnection:
         self.wrote = self.nested = False
 
 
-def _refuse_request_task_between_tests() -> None:
-    """Work a request's left-over task starts between tests would persist for the run."""
+def _refuse_request_task_between_tests(wiring: Wiring) -> None:
+    """Work a request's left-over task starts between tests would persist for the run;
+    refused, and remembered so the next test fails even if the task swallows it."""
     request = REQUEST_TOKEN.get()
     if request is not None and request.gate is not None:
-        raise E2EError(STALE_TASK_SESSION.format(site=call_site()))
+        error = E2EError(STALE_TASK_SESSION.format(site=call_site()))
+        wiring.escapes.append(error)
+        raise error
 
 
 def _pinned(conn: Connection) -> PinnedConnection | None:
@@ -244,8 +245,8 @@ class Wiring:
         self.url = url
         self.test: TestTransaction | None = None
         """The running test (None between tests)."""
-        self.escapes: list[ConnectionEscapeError] = []
-        """Statements refused on engines the harness does not control."""
+        self.escapes: list[E2EError] = []
+        """Work refused outside the test's transaction, to fail the test it happened in."""
         self.in_test = False
 
     def __enter__(self) -> Wiring:
@@ -280,10 +281,22 @@ class Wiring:
         """A connection for a wired engine: to the test database, pinned during tests."""
         _, target = dialect.create_connect_args(self.url)
         kept = {k: v for k, v in cparams.items() if k not in _TARGET_KEYS and k not in _TLS_KEYS}
+        role = dialect.e2e_role
+        if role == "app":
+            dialect.e2e_connect_args = kept  # the root engine copies them
+        elif role == "root" and dialect.e2e_primary is not None:
+            kept = {**dialect.e2e_primary.e2e_connect_args, **kept}
         params = {**kept, **target}
-        if dialect.e2e_role == "harness":
+        if dialect.driver == "asyncpg":
+            # Past the raw-connection guard: these connections are the wired ones.
+            params.setdefault("async_creator_fn", compat.ORIGINAL_ASYNCPG_CONNECT)
+        if role == "harness":
             return connect(**params)
-        return PinnedConnection(lambda: connect(**params), self, root=dialect.e2e_role == "root")
+        root = role == "root"
+        pinned = PinnedConnection(lambda: connect(**params), self, root=root, driver=dialect.driver)
+        if root:
+            pinned.own  # noqa: B018 - opened now, inside SQLAlchemy's greenlet: tests use it
+        return pinned
 
     # --- the three listeners: one dispatch each -----------------------------------
 
@@ -326,6 +339,6 @@ class Wiring:
         self.escapes.append(error)
         raise error
 
-    def take_escapes(self) -> list[ConnectionEscapeError]:
+    def take_escapes(self) -> list[E2EError]:
         escapes, self.escapes = self.escapes, []
         return escapes

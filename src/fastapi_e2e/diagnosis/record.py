@@ -329,9 +329,9 @@ def observe_routes(app: Any) -> None:
     outer ASGI wrapper. Idempotent.
     """
     for route in getattr(getattr(app, "router", None), "routes", ()):
-        inner = getattr(route, "app", None)
+        inner = compat.route_app(route)
         if callable(inner) and not getattr(inner, _ROUTE_OBSERVED, False):
-            route.app = _observe_route(inner)
+            compat.replace_route_app(route, _observe_route(inner))
 
 
 def start_statement(

@@ -254,6 +254,7 @@ def recording_view(recording: Recording, redactor: Redactor) -> dict[str, Any]:
         "dropped_exchanges": recording.dropped_exchanges,
         "statement_count": recording.statement_count,
         "dropped_statements": recording.dropped_statements,
+        "harness_notes": [redactor.scrub(note) for note in recording.notes],
     }
 
 
@@ -378,6 +379,7 @@ def render_text(data: dict[str, Any], *, full: bool = False) -> str:
         lines.append(f"... {data['dropped_exchanges']} earlier request(s) not kept")
     if data["dropped_statements"]:
         lines.append(f"... {data['dropped_statements']} earlier SQL statement(s) not kept")
+    lines.extend(f"harness: {note}" for note in data.get("harness_notes", ()))
     # Test-body statements, grouped by the stretch between requests they ran in.
     events: list[tuple[float, int, Any]] = [(view["at_ms"], 0, view) for view in exchanges]
     body_group: list[dict[str, Any]] = []

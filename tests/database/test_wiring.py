@@ -1,0 +1,125 @@
+"""The app's engines are the test's: redirected, pinned during tests, real outside them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Admin
+
+
+def test_two_engines_see_one_transaction(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import os
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        # A read replica on another host: redirected like the primary.
+        replica = create_async_engine("postgresql+asyncpg://ro:ro@replica.internal:6432/shop")
+
+        async def test_replica_reads_what_the_primary_wrote(app, client):
+            @app.get("/replica-names")
+            async def replica_names():
+                async with replica.connect() as conn:
+                    return list((await conn.scalars(text("SELECT name FROM things"))).all())
+
+            assert (await client.post("/things", params={"name": "via primary"})).status_code == 201
+            assert (await client.get("/replica-names")).json() == ["via primary"]
+        """
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_work_outside_tests_is_committed_for_the_run(shop: pytest.Pytester, admin: Admin) -> None:
+    shop.makepyfile(
+        """
+        import pytest_asyncio
+        from sqlalchemy import text
+        import shop
+
+        @pytest_asyncio.fixture(scope="session", loop_scope="session")
+        async def reference_data(e2e_database_url):
+            async with shop.SessionLocal() as session:  # the app's own, bound in its lifespan
+                await session.execute(text("INSERT INTO things (name) VALUES ('reference')"))
+                await session.commit()
+
+        async def test_1(client, reference_data):
+            assert (await client.post("/things", params={"name": "mine"})).status_code == 201
+            assert (await client.get("/things")).json() == ["reference", "mine"]
+
+        async def test_2(client, reference_data):
+            assert (await client.get("/things")).json() == ["reference"]
+        """
+    )
+    shop.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_engine_of_another_driver_mid_test_is_a_clear_error(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        async def test_mixed(app, client):
+            other = create_async_engine("postgresql+psycopg://u:p@elsewhere/db")
+
+            @app.get("/other")
+            async def use_other():
+                async with other.connect() as conn:
+                    return (await conn.execute(text("SELECT 1"))).scalar()
+
+            assert (await client.get("/other")).status_code == 500
+        """
+    )
+    result = shop.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    result = shop.runpytest_subprocess("--e2e-strict-server-errors")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*A connection of driver psycopg*began a transaction at *in use_other*asyncpg*"]
+    )
+
+
+def test_outer_commit_refusal_names_the_sessions_join_mode(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import pytest
+        from sqlalchemy.ext.asyncio import AsyncSession
+        from fastapi_e2e import E2EError
+        from shop import Thing
+
+        async def test_control_fully(db_connection):
+            session = AsyncSession(bind=db_connection, join_transaction_mode="control_fully")
+            session.add(Thing(name="x"))
+            with pytest.raises(E2EError) as refused:
+                await session.commit()
+            assert "join_transaction_mode='control_fully'" in str(refused.value)
+        """
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_report_says_when_the_harness_discarded_committed_writes(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        from sqlalchemy import func, select, text
+        import shop
+
+        async def test_nested_commit_lost(app, client, db_session):
+            @app.post("/write-then-fail")
+            async def write_then_fail():
+                async with shop.SessionLocal() as outer:
+                    await outer.execute(text("INSERT INTO things (name) VALUES ('outer')"))
+                    await shop.write_audit("inside")  # commits inside outer's savepoint
+                    await outer.rollback()
+                return {}
+
+            assert (await client.post("/write-then-fail")).status_code == 200
+            assert await db_session.scalar(select(func.count()).select_from(shop.Audit)) == 1
+        """
+    )
+    result = shop.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*harness: The harness rolled back a savepoint of the app*in write_then_fail*"]
+    )

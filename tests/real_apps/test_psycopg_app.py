@@ -1,0 +1,31 @@
+"""psycopg 3: the app's driver is the test's, so queries behave as in production."""
+
+from __future__ import annotations
+
+
+def test_runs_on_psycopg_with_its_parameter_rules(real_app) -> None:  # type: ignore[no-untyped-def]
+    tester = real_app("psycopg_app", "psycopg_app:app", "psycopg_app:Base.metadata")
+    tester.makepyfile(
+        """
+        from psycopg_app import Item
+
+        async def test_text_id_compared_to_integer_column(client, db_session):
+            db_session.add(Item(name="lamp"))
+            await db_session.flush()
+            item = (await client.get("/items/1")).json()
+            # asyncpg would refuse the str parameter: "invalid input for query argument $1"
+            assert (await client.get(f"/items/{(await client.post('/items', params={'name': 'x'})).json()['id']}")).json() == {"name": "x"}
+            assert item in ({"name": "lamp"}, {"detail": "Not Found"})
+
+        async def test_both_sides_use_psycopg(client, db_connection):
+            assert db_connection.dialect.driver == "psycopg"
+            assert (await client.get("/driver")).json() == {"driver": "psycopg"}
+
+        async def test_starts_empty(db_session):
+            from sqlalchemy import select
+            assert (await db_session.scalars(select(Item))).all() == []
+        """
+    )
+    result = tester.runpytest_subprocess("--random-order")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*test database e2e_* via postgresql+psycopg*"])

@@ -1,0 +1,107 @@
+"""Each private API of another library that ``fastapi_e2e.compat`` relies on, pinned.
+
+A release that moves or changes one fails here, under the name of what changed,
+before it fails somewhere obscure in the harness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from sqlalchemy import event, pool
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from fastapi_e2e import compat
+from fastapi_e2e.database.cluster import EmbeddedCluster
+from fastapi_e2e.database.urls import asyncpg_connect_kwargs
+
+
+async def test_sqlalchemy_greenlet_bridge_awaits_inside_sync_code() -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    assert await compat.run_in_greenlet(lambda: compat.await_in_greenlet(answer())) == 42
+
+
+def test_pytest_asyncio_session_runner_fixture(request: pytest.FixtureRequest) -> None:
+    runner = request.getfixturevalue(compat.SESSION_RUNNER_FIXTURE)
+    assert callable(runner.run)
+    assert isinstance(runner.get_loop(), asyncio.AbstractEventLoop)
+
+
+def test_pytest_asyncio_reads_the_loop_scope_attribute() -> None:
+    async def fixture_function() -> None:
+        pass
+
+    pytest_asyncio.fixture(loop_scope="module")(fixture_function)
+    assert getattr(fixture_function, compat.LOOP_SCOPE_ATTRIBUTE) == "module"
+
+
+def test_pytest_item_request(request: pytest.FixtureRequest) -> None:
+    item_request = compat.item_request(request.node)
+    assert isinstance(item_request, pytest.FixtureRequest)
+    assert item_request.node is request.node
+
+
+def test_queuepool_overflow_limit_can_be_lifted() -> None:
+    queue = pool.QueuePool(
+        lambda: sqlite3.connect(":memory:"), pool_size=1, max_overflow=0, timeout=0.1
+    )
+    compat.lift_overflow_limit(queue)
+    held = [queue.connect() for _ in range(3)]  # the limit would time out on the second
+    assert len(held) == 3
+    for connection in held:
+        connection.close()
+    queue.dispose()
+
+
+def test_starlette_route_app_can_be_wrapped() -> None:
+    app = FastAPI()
+
+    @app.get("/x")
+    async def x() -> dict[str, str]:
+        return {}
+
+    route = app.router.routes[-1]
+    original = compat.route_app(route)
+    assert callable(original)
+
+    async def wrapper(scope: Any, receive: Any, send: Any) -> None:
+        await original(scope, receive, send)
+
+    compat.replace_route_app(route, wrapper)
+    assert compat.route_app(route) is wrapper
+
+
+async def test_asyncpg_adapter_row_buffer_and_pool_connect(pg_cluster: EmbeddedCluster) -> None:
+    engine = create_async_engine(pg_cluster.url)
+    counted: list[int | None] = []
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def count(conn: Any, cursor: Any, *args: Any) -> None:
+        counted.append(compat.fetched_row_count(cursor))
+
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("SELECT 1 UNION ALL SELECT 2")
+    await engine.dispose()
+    assert counted[-1] == 2
+
+    seen: list[str] = []
+
+    async def wrapper(connect: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append("connect")
+        return await connect(*args, **kwargs)
+
+    with compat.asyncpg_connect_replaced(wrapper):
+        raw_pool = await asyncpg.create_pool(**asyncpg_connect_kwargs(pg_cluster.url), min_size=1)
+        await raw_pool.fetchval("SELECT 1")
+        await raw_pool.close()
+    assert seen, "asyncpg's Pool no longer connects through asyncpg.connection.connect"
+    assert asyncpg.connect is compat.ORIGINAL_ASYNCPG_CONNECT
