@@ -26,10 +26,11 @@ def test_use_case_transactions_join_the_test(real_app) -> None:  # type: ignore[
         async def test_failed_use_case_rolls_back_alone(client, db_session):
             db_session.add(Customer(email="dup@x.io"))
             await db_session.flush()
-            assert (await client.post("/customers", params={"email": "dup@x.io"})).status_code == 409
+            duplicate = await client.post("/customers", params={"email": "dup@x.io"})
+            assert duplicate.status_code == 409
             assert (await client.post("/customers", params={"email": "b@x.io"})).status_code == 201
-            emails = (await db_session.scalars(select(Customer.email).order_by(Customer.id))).all()
-            assert emails == ["dup@x.io", "b@x.io"]
+            emails = select(Customer.email).order_by(Customer.id)
+            assert (await db_session.scalars(emails)).all() == ["dup@x.io", "b@x.io"]
 
         async def test_starts_empty(db_session):
             assert (await db_session.scalars(select(Order))).all() == []
