@@ -123,3 +123,65 @@ def test_report_says_when_the_harness_discarded_committed_writes(shop: pytest.Py
     result.stdout.fnmatch_lines(
         ["*harness: The harness rolled back a savepoint of the app*in write_then_fail*"]
     )
+
+
+def test_the_tests_own_connections_from_e2e_database_url_stay_outside(
+    shop: pytest.Pytester,
+) -> None:
+    shop.makepyfile(
+        """
+        import asyncpg
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from shop import Thing
+
+        async def test_outside(db_session, e2e_database_url):
+            db_session.add(Thing(name="inside"))
+            await db_session.flush()
+            engine = create_async_engine(e2e_database_url)
+            async with engine.connect() as conn:
+                count = await conn.scalar(text("SELECT count(*) FROM things"))
+            await engine.dispose()
+            assert count == 0  # a connection of its own: the test's row is not committed
+            dsn = e2e_database_url.set(drivername="postgresql")
+            raw = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+            try:
+                assert await raw.fetchval("SELECT count(*) FROM things") == 0
+            finally:
+                await raw.close()
+        """
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_an_inner_run_leaves_the_process_as_it_found_it(shop: pytest.Pytester) -> None:
+    import asyncpg
+    from sqlalchemy import create_engine, event, text
+    from sqlalchemy.dialects import registry
+    from sqlalchemy.orm import Session
+
+    from fastapi_e2e.database import gate, sessions, wiring
+
+    def state() -> tuple[object, ...]:
+        names = ("postgresql.asyncpg", "postgresql.psycopg")
+        return (
+            event.contains(Session, "do_orm_execute", sessions._refresh_on_select),
+            {name: registry.impls.get(name) for name in names},
+            asyncpg.connect,
+            list(wiring._active),
+        )
+
+    before = state()
+    shop.makepyfile(
+        "async def test_x(client):\n    assert (await client.get('/things')).status_code == 200\n"
+    )
+    shop.runpytest_inprocess().assert_outcomes(passed=1)
+    assert state() == before
+    # No engine listener of the inner run is left: a statement "from a request" on an
+    # engine the harness never saw would be refused as an escape if one were.
+    token = gate.REQUEST_TOKEN.set(gate.Request(None))
+    try:
+        with create_engine("sqlite://").connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        gate.REQUEST_TOKEN.reset(token)

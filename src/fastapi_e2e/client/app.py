@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fastapi_e2e.database.gate import SessionGate, request_scope
+from fastapi_e2e.database.gate import APP_CODE, SessionGate, request_scope
 from fastapi_e2e.diagnosis.record import Recording, observe_routes, record_exchange
 from fastapi_e2e.errors import (
     LIFESPAN_FAILED,
@@ -80,6 +80,14 @@ class AppUnderTest:
         """The running test's session gate; requests are marked with it (None between tests)."""
 
     async def __aenter__(self) -> AppUnderTest:
+        token = APP_CODE.set(True)  # the lifespan's task (and its tasks) inherit it
+        try:
+            await self._start()
+        finally:
+            APP_CODE.reset(token)
+        return self
+
+    async def _start(self) -> None:
         self.app = await build_app(self.target)
         self._manager = LifespanManager(
             _copy_state_per_request(self.app),
@@ -89,7 +97,6 @@ class AppUnderTest:
         await self._run_phase("startup", self._manager.__aenter__)
         observe_routes(self.app)
         self.asgi: ASGIApp = _instrument(self._manager.app, self)
-        return self
 
     async def __aexit__(
         self,
@@ -97,7 +104,11 @@ class AppUnderTest:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._run_phase("shutdown", lambda: self._manager.__aexit__(exc_type, exc, tb))
+        token = APP_CODE.set(True)
+        try:
+            await self._run_phase("shutdown", lambda: self._manager.__aexit__(exc_type, exc, tb))
+        finally:
+            APP_CODE.reset(token)
 
     async def _run_phase(self, phase: str, step: Callable[[], Any]) -> None:
         try:

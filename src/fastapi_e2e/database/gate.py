@@ -46,6 +46,11 @@ REQUEST_TOKEN: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
 )
 """Set for the duration of each request the client makes (and in tasks it spawns)."""
 
+APP_CODE: contextvars.ContextVar[bool] = contextvars.ContextVar("fastapi_e2e_app", default=False)
+"""True while the app is built, in its lifespan and in requests (and tasks they spawn):
+connections made there are the app's; those the test code makes itself to the test
+database's own URL are the test's."""
+
 _HELD: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
     "fastapi_e2e_held", default=()
 )
@@ -155,11 +160,13 @@ class request_scope:
     def __enter__(self) -> Request:
         self.request = Request(self.gate)
         self._token = REQUEST_TOKEN.set(self.request)
+        self._app_code = APP_CODE.set(True)
         self._held = _HELD.set(_HELD.get())
         return self.request
 
     def __exit__(self, *exc_info: object) -> None:
         _HELD.reset(self._held)
+        APP_CODE.reset(self._app_code)
         REQUEST_TOKEN.reset(self._token)
         if self.gate is not None:
             # Turns a request left open (a connection it never returned) die with it.

@@ -27,7 +27,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from fastapi_e2e import compat
 from fastapi_e2e.database.callsite import call_site
-from fastapi_e2e.database.gate import REQUEST_TOKEN
+from fastapi_e2e.database.gate import APP_CODE, REQUEST_TOKEN
 from fastapi_e2e.database.urls import mask
 from fastapi_e2e.errors import (
     CONNECTION_ESCAPE,
@@ -85,6 +85,11 @@ def engine_created(engine: Engine) -> None:
         return
     _created[:] = [ref for ref in _created if ref() is not None]
     _created.append(weakref.ref(engine))
+    wiring = active()
+    if wiring is not None and not APP_CODE.get() and wiring.is_test_database(engine.url):
+        # Made by the test code from e2e_database_url: a connection of its own, on
+        # purpose outside the test's transaction.
+        engine.dialect.e2e_role = "harness"  # type: ignore[attr-defined]
     # Registered after SQLAlchemy's own set-up listeners, so it runs after them.
     event.listen(engine.pool, "connect", _set_up)
     compat.lift_overflow_limit(engine.pool)
@@ -328,7 +333,13 @@ class Wiring:
         if test is not None:
             test.statement_failed(context.original_exception)
 
+    def is_test_database(self, url: URL) -> bool:
+        """Whether ``url`` names the run's test database itself (not another server's)."""
+        return url.database == self.url.database and url.host == self.url.host
+
     def _check_escape(self, conn: Connection) -> None:
+        if getattr(conn.engine.dialect, "e2e_role", None) == "harness":
+            return  # the harness's own, or the test code's on e2e_database_url
         # Between tests only work started by a request (a task it left running) is the
         # app's; a fixture of the user's may use its own engine then.
         if self.test is None and REQUEST_TOKEN.get() is None:
