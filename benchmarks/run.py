@@ -74,9 +74,7 @@ from fastapi_e2e import E2EConfig
 def e2e_config():
     return E2EConfig(
         app="bench_app:create_app",
-        session_dependency="bench_app:get_session",
         metadata="bench_app:Base.metadata",
-        sessionmakers=["bench_app:SessionLocal"],
         database_url_env="DATABASE_URL",
     )
 

@@ -44,7 +44,7 @@ async def run_in_greenlet(fn: Callable[..., T], *args: Any) -> T:
     return await _greenlet_spawn(fn, *args)
 
 
-def lift_overflow_limit(pool: Any) -> None:
+def lift_overflow_limit(pool: Any) -> Any:
     """Let a QueuePool of the app open as many connections as its requests ask for.
 
     Why private: during a test the app's connections take turns on the test's one
@@ -54,8 +54,16 @@ def lift_overflow_limit(pool: Any) -> None:
     test, so lifting the limit is free; SQLAlchemy reads ``-1`` as "no limit" and
     has no public way to change it after the engine is made.
     """
-    if hasattr(pool, "_max_overflow"):
+    previous = getattr(pool, "_max_overflow", None)
+    if previous is not None:
         pool._max_overflow = -1
+    return previous
+
+
+def restore_overflow_limit(pool: Any, previous: Any) -> None:
+    """Undo ``lift_overflow_limit`` (when the run ends)."""
+    if previous is not None:
+        pool._max_overflow = previous
 
 
 def fetched_row_count(cursor: Any) -> int | None:
@@ -131,6 +139,18 @@ LOOP_SCOPE_ATTRIBUTE = "_loop_scope"
 Why private: async fixtures that name no loop scope must run on the session loop like
 the tests; pytest-asyncio reads only this attribute and offers no hook to set it.
 """
+
+
+def fixture_function(item: Any, name: str) -> Any:
+    """The function of the fixture ``name`` resolves to for ``item`` (None if none).
+
+    Why private: a project may define its own ``client`` or ``app`` fixture, or
+    parametrize an argument of that name; whether the test uses the harness's is known
+    only from the fixture pytest resolved, which pytest keeps in ``_fixtureinfo``.
+    """
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get(name) if info is not None else None
+    return definitions[-1].func if definitions else None
 
 
 def item_request(item: Any) -> Any:

@@ -45,12 +45,24 @@ class E2EConfig:
     """SQLAlchemy ``MetaData`` (or import string) created once per run with create_all."""
     alembic_ini: str | Path | None = None
     """Path to ``alembic.ini``: migrations run to head once per run instead of metadata."""
+    extensions: Sequence[str] = ()
+    """PostgreSQL extensions (``citext``, ``pgcrypto``...) created in the schema template
+    before the schema is built; part of the template's cache key."""
+    setup_sql: str | None = None
+    """SQL run in the template before the extensions and the schema (roles, schemas,
+    functions the migrations expect); part of the template's cache key."""
     sessionmakers: Sequence[Any] = ()
     """``async_sessionmaker`` objects (or import strings) the app uses outside DI."""
     database_url_env: str | None = None
     """Environment variable set to the test database URL before the app is built."""
     lifespan_timeout: float | None = None
     """Seconds allowed for the app's startup and shutdown; None uses the option."""
+    base_url: str | None = None
+    """The ``client``'s base URL (default ``http://testserver``); its host reaches the
+    app as the ``Host`` header (for ``TrustedHostMiddleware``) and its path is the prefix
+    of relative request URLs (``http://testserver/v1``)."""
+    headers: Mapping[str, str] | None = None
+    """Headers the ``client`` sends with every request (a request's own win)."""
     session_options: Mapping[str, Any] | None = None
     """Options (e.g. ``expire_on_commit``) for the sessions the overridden dependency
     yields. None: those of the sessionmaker the dependency's code uses, else of the
@@ -75,6 +87,34 @@ class E2EConfig:
             )
         if self.lifespan_timeout is not None:
             check_timeout(self.lifespan_timeout, "E2EConfig.lifespan_timeout")
+        if isinstance(self.extensions, (str, bytes)) or not all(
+            isinstance(name, str) and name for name in self.extensions
+        ):
+            raise ConfigError(
+                f"E2EConfig.extensions is {self.extensions!r}; it must be a list of "
+                "extension names, e.g. extensions=['citext', 'pgcrypto']."
+            )
+        if self.base_url is not None:
+            check_base_url(self.base_url)
+        if self.headers is not None and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in dict(self.headers).items()
+        ):
+            raise ConfigError(
+                f"E2EConfig.headers is {self.headers!r}; it must map header names to "
+                "string values, e.g. headers={'content-type': 'application/json'}."
+            )
+
+
+def check_base_url(value: object) -> str:
+    """Return ``value`` if it is an absolute http(s) URL, else raise ConfigError."""
+    text = value if isinstance(value, str) else ""
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or rest.startswith("/"):
+        raise ConfigError(
+            f"E2EConfig.base_url is {value!r}; it must be an absolute http or https URL "
+            "with a host, e.g. 'http://localhost/v1' (the host is sent as the Host header)."
+        )
+    return text
 
 
 def check_timeout(value: float, source: str) -> float:

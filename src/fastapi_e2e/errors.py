@@ -127,6 +127,13 @@ SCHEMA_FAILED = (
     "the schema once per run before any test uses the database."
 )
 
+EXTENSION_FAILED = (
+    "Could not create the extension {name!r} listed in E2EConfig.extensions: {cause}. "
+    "The server offers: {available}. Fix: install the package that provides it on the "
+    "PostgreSQL server (Debian: postgresql-contrib or postgresql-15-<name>), or remove "
+    "it from the list."
+)
+
 IMPORT_FAILED = (
     "E2EConfig.{field} is {value!r}, which could not be imported: {cause}. Use an "
     "import string of the form 'package.module:attribute' (attributes may be dotted, "

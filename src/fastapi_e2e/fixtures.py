@@ -38,6 +38,8 @@ RUN_KEY = pytest.StashKey[E2ERun]()
 SUMMARY_KEY = pytest.StashKey[str]()
 LOOP_KEY = pytest.StashKey[asyncio.AbstractEventLoop]()
 WORKER_KEY = pytest.StashKey[WorkerInfo]()
+USES_HARNESS_KEY = pytest.StashKey[bool]()
+"""Item stash: the test asks for a per-test harness fixture (set at collection)."""
 
 FULL_BODY_BYTES = 1024 * 1024
 
@@ -255,10 +257,12 @@ def _check_loop(item: pytest.Item) -> None:
             )
 
 
-@contextlib.contextmanager
-def _this_test() -> Iterator[E2ETest]:
-    """The running test's E2ETest: started by whichever harness fixture the test asks
-    for first, and ended when that fixture is torn down (after the ones set up later).
+def _this_test() -> E2ETest:
+    """The running test's E2ETest, started on first use: by the first harness fixture
+    the test asks for, or earlier, before its first function-scoped fixture of the
+    user's (``start_before_fixture``), so that fixture's database work is inside the
+    test's transaction. It ends when the test's fixtures are torn down, after the
+    fixtures set up after it.
 
     Each public fixture starts the test itself instead of depending on a shared
     fixture: every fixture hop costs pytest's machinery per test, which the budget
@@ -268,8 +272,7 @@ def _this_test() -> Iterator[E2ETest]:
     item = _current_item()
     test = item.stash.get(TEST_KEY, None)
     if test is not None:
-        yield test
-        return
+        return test
     if _loop_running():  # getfixturevalue() from inside an async test or fixture
         _fail(errors.ConfigError(errors.FIXTURE_INSIDE_LOOP.format(nodeid=item.nodeid)))
     _check_loop(item)
@@ -279,15 +282,44 @@ def _this_test() -> Iterator[E2ETest]:
     loop = item.config.stash[LOOP_KEY]
     test = _run_or_fail(loop, E2ETest(run).__aenter__())
     item.stash[TEST_KEY] = test
-    yield test
+    item.addfinalizer(functools.partial(_end_test, test, loop))
+    return test
+
+
+def _end_test(test: E2ETest, loop: asyncio.AbstractEventLoop) -> None:
+    __tracebackhide__ = True
     _run_or_fail(loop, test.__aexit__(None, None, None))
     escapes = test.run.wiring.take_escapes() + test.tx.stale
     if escapes:
         _fail(escapes[0])
 
 
+def start_before_fixture(fixturedef: pytest.FixtureDef[Any], item: pytest.Item) -> None:
+    """Start the harness test before a function-scoped fixture of the user's, in a test
+    that uses the harness: the fixture's work then runs inside the test's transaction,
+    whatever order the fixtures are listed in."""
+    __tracebackhide__ = True
+    if (
+        fixturedef.scope == "function"
+        and fixturedef.argname not in PUBLIC_FIXTURES
+        and fixturedef.argname != "anyio_backend"  # the start reads it
+        and TEST_KEY not in item.stash
+        and item.stash.get(USES_HARNESS_KEY, False)
+        and not item.stash.get(_STARTING_KEY, False)  # fixtures the start itself asks for
+        and not _loop_running()
+    ):
+        item.stash[_STARTING_KEY] = True
+        try:
+            _this_test()
+        finally:
+            item.stash[_STARTING_KEY] = False
+
+
+_STARTING_KEY = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def client() -> Iterator[httpx.AsyncClient]:
+def client() -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` on the app (base_url ``http://testserver``), function scope.
 
     Requests run in-process against the app built once per run with its lifespan
@@ -296,12 +328,11 @@ def client() -> Iterator[httpx.AsyncClient]:
     tracebacks are shown in the report of a failing test.
     """
     __tracebackhide__ = True
-    with _this_test() as test:
-        yield test.client
+    return _this_test().client
 
 
 @pytest.fixture
-def db_session() -> Iterator[AsyncSession]:
+def db_session() -> AsyncSession:
     """An ``AsyncSession`` inside this test's transaction, function scope.
 
     Shares the connection with the app: rows it flushes are visible to requests
@@ -311,31 +342,28 @@ def db_session() -> Iterator[AsyncSession]:
     objects already loaded, so the test sees what the app changed.
     """
     __tracebackhide__ = True
-    with _this_test() as test:
-        yield test.tx.session
+    return _this_test().tx.session
 
 
 @pytest.fixture
-def db_connection() -> Iterator[AsyncConnection]:
+def db_connection() -> AsyncConnection:
     """The ``AsyncConnection`` this test, ``db_session`` and the app share, function scope.
 
     Use it for Core statements. Do not commit or roll back its transaction: that is
     the harness's, ended after the test.
     """
     __tracebackhide__ = True
-    with _this_test() as test:
-        yield test.tx.connection
+    return _this_test().tx.connection
 
 
 @pytest.fixture
-def app() -> Iterator[FastAPI]:
+def app() -> FastAPI:
     """The app under test (built once per run, lifespan running), function scope.
 
     Changes to ``app.dependency_overrides`` made by the test are undone after it.
     """
     __tracebackhide__ = True
-    with _this_test() as test:
-        yield test.app  # type: ignore[misc]
+    return _this_test().app  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")
@@ -349,7 +377,7 @@ def e2e_database_url(request: pytest.FixtureRequest) -> URL:
 
 
 @pytest.fixture
-def e2e_queries() -> Iterator[QueryCounter]:
+def e2e_queries() -> QueryCounter:
     """Assert how many SQL statements a block runs, function scope.
 
     ``with e2e_queries.exactly(3):`` or ``with e2e_queries.at_most(5):`` around
@@ -360,8 +388,7 @@ def e2e_queries() -> Iterator[QueryCounter]:
     ``with e2e_queries.capture() as queries:`` only collects them (``queries.sql``).
     """
     __tracebackhide__ = True
-    with _this_test() as test:
-        yield QueryCounter(test.recording)
+    return QueryCounter(_this_test().recording)
 
 
 PUBLIC_FIXTURES = frozenset(

@@ -27,6 +27,7 @@ from fastapi_e2e.database import guard, schema, sessions, wiring
 from fastapi_e2e.database.binaries import find_binaries
 from fastapi_e2e.database.cache import SnapshotCache, default_cache_dir
 from fastapi_e2e.database.cluster import EmbeddedCluster
+from fastapi_e2e.database.gate import app_code
 from fastapi_e2e.database.provision import SchemaSource, TestDatabase
 from fastapi_e2e.database.transaction import TestTransaction
 from fastapi_e2e.database.urls import mask
@@ -58,6 +59,7 @@ class E2ERun:
         self.description = ""
         self.cluster: EmbeddedCluster | None = None
         self.recording_limits = record.Limits()
+        self.base_url = httpx.URL(config.base_url) if config.base_url is not None else BASE_URL
         # Off only to measure what recording costs (benchmarks/run.py); not an option.
         self.recording_on = os.environ.get("E2E_RECORDING", "on") != "off"
 
@@ -65,7 +67,9 @@ class E2ERun:
         self._stack = AsyncExitStack()
         await self._stack.__aenter__()
         try:
-            await self._start()
+            # The app's modules, its build, migrations and lifespan: all the app's code.
+            with app_code():
+                await self._start()
         except BaseException as exc:
             await self._stack.__aexit__(type(exc), exc, exc.__traceback__)
             raise
@@ -216,11 +220,14 @@ class E2ERun:
         return self.cluster.url, True
 
     def _schema_source(self) -> SchemaSource | None:
+        source: SchemaSource | None = None
         if self.config.alembic_ini is not None:
-            return schema.AlembicSchema(self.config.alembic_ini)
-        if self.config.metadata is not None:
-            return schema.MetadataSchema(self.config.metadata)
-        return None
+            source = schema.AlembicSchema(self.config.alembic_ini)
+        elif self.config.metadata is not None:
+            source = schema.MetadataSchema(self.config.metadata)
+        if self.config.extensions or self.config.setup_sql is not None:
+            source = schema.WithPrerequisites(source, self.config.extensions, self.config.setup_sql)
+        return source
 
 
 class _BuiltThroughWiring:
@@ -328,7 +335,8 @@ class E2ETest:
                     raise_app_exceptions=False,
                     explain_timeout=self.tx.gate.describe_wait,
                 ),
-                base_url=BASE_URL,
+                base_url=self.run.base_url,
+                headers=self.run.config.headers,
                 event_hooks={"request": [self._before_request]},
             )
         return self._client

@@ -52,12 +52,8 @@ def _register_dialects(config: pytest.Config) -> None:
     if not config.stash.get(_DIALECTS_KEY, False):
         dialects.register()
         config.stash[_DIALECTS_KEY] = True
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if config.stash.get(_DIALECTS_KEY, False):
-        dialects.deregister()
-        config.stash[_DIALECTS_KEY] = False
+        # Runs however the session ends (a usage error, a broken conftest) too.
+        config.add_cleanup(dialects.deregister)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -159,6 +155,8 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
     A function-scoped async fixture would otherwise get a loop of its own, and any
     database or client object it touched would be "attached to a different loop".
     """
+    if isinstance(request.node, pytest.Item):
+        fixtures.start_before_fixture(fixturedef, request.node)
     # Each fixture is looked at once: this hook runs for every fixture of every test.
     seen = request.config.stash.setdefault(_SEEN_FIXTURES_KEY, set())
     if fixturedef not in seen:
@@ -172,6 +170,20 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
 
 
 _SEEN_FIXTURES_KEY = pytest.StashKey[set[pytest.FixtureDef[Any]]]()
+_PER_TEST_FIXTURES = fixtures.PUBLIC_FIXTURES - {"e2e_database_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use a per-test fixture of the harness (not one of the same
+    name the project defines or parametrizes)."""
+    for item in items:
+        names = _PER_TEST_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if any(_is_harness_fixture(compat.fixture_function(item, name)) for name in names):
+            item.stash[fixtures.USES_HARNESS_KEY] = True
+
+
+def _is_harness_fixture(function: Any) -> bool:
+    return getattr(function, "__module__", None) == fixtures.__name__
 
 
 @pytest.hookimpl(hookwrapper=True)

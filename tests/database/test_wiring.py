@@ -172,6 +172,7 @@ def test_an_inner_run_leaves_the_process_as_it_found_it(shop: pytest.Pytester) -
         )
 
     before = state()
+    shop.makeini("[pytest]\nasyncio_default_fixture_loop_scope = session\n")
     shop.makepyfile(
         "async def test_x(client):\n    assert (await client.get('/things')).status_code == 200\n"
     )
@@ -185,3 +186,26 @@ def test_an_inner_run_leaves_the_process_as_it_found_it(shop: pytest.Pytester) -
             assert conn.execute(text("SELECT 1")).scalar() == 1
     finally:
         gate.REQUEST_TOKEN.reset(token)
+
+
+def test_without_the_harness_engines_keep_their_pool_limits(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        def test_untouched():
+            engine = create_async_engine("postgresql+asyncpg://u@h/db", pool_size=1, max_overflow=0)
+            assert engine.pool._max_overflow == 0
+        """
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_a_usage_error_gives_the_dialect_names_back(pytester: pytest.Pytester) -> None:
+    from fastapi_e2e.database import dialects
+
+    before = dialects._registrations
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = session\n")
+    result = pytester.runpytest_inprocess("--e2e-db-url", "notaurl://x")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert dialects._registrations == before

@@ -19,6 +19,13 @@ def test_runs_on_psycopg_with_its_parameter_rules(real_app) -> None:  # type: ig
             created = (await client.post("/items", params={"name": "desk"})).json()
             assert (await client.get(f"/items/{created['id']}")).json() == {"name": "desk"}
 
+        async def test_isolation_check_mid_transaction_keeps_the_write(client, db_session):
+            from sqlalchemy import select
+
+            response = await client.post("/items/checked", params={"name": "kept"})
+            assert response.json() == {"isolation": "READ COMMITTED"}
+            assert (await db_session.scalars(select(Item.name))).all() == ["kept"]
+
         async def test_both_sides_use_psycopg(client, db_connection):
             assert db_connection.dialect.driver == "psycopg"
             assert (await client.get("/driver")).json() == {"driver": "psycopg"}
@@ -29,5 +36,5 @@ def test_runs_on_psycopg_with_its_parameter_rules(real_app) -> None:  # type: ig
         """
     )
     result = tester.runpytest_subprocess("--random-order")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["*test database e2e_* via postgresql+psycopg*"])

@@ -70,6 +70,19 @@ class WiredDialect:
             dbapi_connection = dbapi_connection.own
         return super().do_ping(dbapi_connection)  # type: ignore[misc, no-any-return]
 
+    def is_disconnect(self, e: Any, connection: Any, cursor: Any) -> bool:
+        # Judge the connection the statement ran on, without opening a pinned one's own.
+        if isinstance(connection, wiring.PinnedConnection):
+            connection = connection.in_test() or (connection.own if connection.opened else None)
+        return super().is_disconnect(e, connection, cursor)  # type: ignore[misc, no-any-return]
+
+    def get_isolation_level(self, dbapi_connection: Any) -> Any:
+        # Asked of the connection the work goes to: psycopg's answer rolls back an
+        # idle connection, which must not be read as "the pinned one is idle".
+        if isinstance(dbapi_connection, wiring.PinnedConnection):
+            dbapi_connection = dbapi_connection.in_test() or dbapi_connection.own
+        return super().get_isolation_level(dbapi_connection)  # type: ignore[misc]
+
     def connect(self, *cargs: Any, **cparams: Any) -> DBAPIConnection:
         connect = super().connect  # type: ignore[misc]
         active = wiring.active()

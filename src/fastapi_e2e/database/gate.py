@@ -13,7 +13,9 @@ which child tasks inherit, holding the turns taken along the way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from fastapi_e2e.database.callsite import task_site
@@ -47,9 +49,20 @@ REQUEST_TOKEN: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
 """Set for the duration of each request the client makes (and in tasks it spawns)."""
 
 APP_CODE: contextvars.ContextVar[bool] = contextvars.ContextVar("fastapi_e2e_app", default=False)
-"""True while the app is built, in its lifespan and in requests (and tasks they spawn):
-connections made there are the app's; those the test code makes itself to the test
-database's own URL are the test's."""
+"""True while the app's modules are imported by the harness, the app is built, in its
+lifespan and in requests (and tasks they spawn): raw connections made there are the
+app's; those the test code makes itself to the test database are the test's."""
+
+
+@contextlib.contextmanager
+def app_code() -> Iterator[None]:
+    """Mark what runs inside as the app's code (see APP_CODE)."""
+    token = APP_CODE.set(True)
+    try:
+        yield
+    finally:
+        APP_CODE.reset(token)
+
 
 _HELD: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
     "fastapi_e2e_held", default=()
@@ -112,8 +125,16 @@ class SessionGate:
                 self._cancelled_wait = blocker
                 raise
 
+    def must_wait(self) -> bool:
+        """Whether a holder that does not enclose the caller holds a turn (cheap)."""
+        return bool(self._turns) and self._blocker() is not None
+
     async def acquire(self, holder: Holder) -> None:
         await self.wait_turn()
+        self.take(holder)
+
+    def take(self, holder: Holder) -> None:
+        """Take a turn now; the caller checked ``must_wait()`` (or waited)."""
         for turn in self._turns.values():
             turn.holder.nested = True
         turn = _Turn(holder)
@@ -140,6 +161,11 @@ class SessionGate:
         """A statement failed: every open transaction of the holders must roll back."""
         for turn in self._turns.values():
             turn.holder.wrote = True
+
+    def nest_holders(self) -> None:
+        """The test wrote inside the holders' savepoints: rolling one back would undo it."""
+        for turn in self._turns.values():
+            turn.holder.nested = True
 
     def describe_wait(self) -> str:
         """A note for a request that timed out, if it was waiting for a turn."""

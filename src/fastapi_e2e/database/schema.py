@@ -6,6 +6,7 @@ import asyncio
 import functools
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,24 @@ from sqlalchemy import MetaData, create_mock_engine, pool
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from fastapi_e2e.errors import SCHEMA_FAILED, ConfigError, DatabaseSetupError
+from fastapi_e2e.errors import EXTENSION_FAILED, SCHEMA_FAILED, ConfigError, DatabaseSetupError
 from fastapi_e2e.importing import resolve
 
 
+def schemas_of(metadata: MetaData) -> list[str]:
+    """The PostgreSQL schemas the metadata's tables (and sequences) live in, sorted."""
+    names = {table.schema for table in metadata.tables.values() if table.schema}
+    if metadata.schema:
+        names.add(metadata.schema)
+    return sorted(names)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 async def create_all(url: URL, metadata: Any) -> None:
-    """Create every table of ``metadata`` in the database at ``url``."""
+    """Create every schema and table of ``metadata`` in the database at ``url``."""
     if not isinstance(metadata, MetaData):
         raise ConfigError(
             f"E2EConfig.metadata resolved to {metadata!r}, which is not a SQLAlchemy "
@@ -28,6 +41,8 @@ async def create_all(url: URL, metadata: Any) -> None:
     engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.begin() as connection:
+            for name in schemas_of(metadata):  # create_all creates no schemas
+                await connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {_quote(name)}")
             await connection.run_sync(metadata.create_all)
     except Exception as exc:
         raise DatabaseSetupError(
@@ -93,6 +108,7 @@ class MetadataSchema:
         if not isinstance(self.metadata, MetaData):
             return f"not metadata: {self.metadata!r}"  # build() reports the error
         engine = create_mock_engine(make_url("postgresql+asyncpg://"), record)
+        statements.extend(f"CREATE SCHEMA {_quote(n)}" for n in schemas_of(self.metadata))
         self.metadata.create_all(engine, checkfirst=False)
         return "\n".join(statements)
 
@@ -128,3 +144,56 @@ class AlembicSchema:
 
     async def build(self, url: URL) -> None:
         await upgrade_to_head(url, self.ini)
+
+
+class WithPrerequisites:
+    """A schema source with what must exist before it: ``setup_sql``, then extensions.
+
+    Both are part of the key, so changing either builds a new template.
+    """
+
+    def __init__(self, source: Any, extensions: Sequence[str], setup_sql: str | None) -> None:
+        self.source = source
+        self.extensions = list(extensions)
+        self.setup_sql = setup_sql
+        self.description = source.description if source is not None else "extensions"
+
+    def key(self) -> str:
+        parts = [self.source.key() if self.source is not None else "no schema"]
+        if self.setup_sql is not None:
+            parts.append(f"setup_sql: {self.setup_sql}")
+        parts.extend(f"CREATE EXTENSION {name}" for name in self.extensions)
+        return "\n".join(parts)
+
+    async def build(self, url: URL) -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        engine.sync_engine.dialect.e2e_role = "harness"  # type: ignore[attr-defined]
+        try:
+            async with engine.begin() as connection:
+                if self.setup_sql is not None:
+                    try:
+                        await connection.exec_driver_sql(self.setup_sql)
+                    except Exception as exc:
+                        raise DatabaseSetupError(
+                            SCHEMA_FAILED.format(what="E2EConfig.setup_sql", cause=exc)
+                        ) from exc
+            for name in self.extensions:
+                try:
+                    async with engine.begin() as connection:
+                        await connection.exec_driver_sql(
+                            f"CREATE EXTENSION IF NOT EXISTS {_quote(name)}"
+                        )
+                except Exception as exc:
+                    async with engine.connect() as connection:
+                        rows = await connection.exec_driver_sql(
+                            "SELECT name FROM pg_available_extensions ORDER BY name"
+                        )
+                        available = ", ".join(row[0] for row in rows) or "none"
+                    cause = str(getattr(exc, "orig", exc)).splitlines()[0]
+                    raise DatabaseSetupError(
+                        EXTENSION_FAILED.format(name=name, cause=cause, available=available)
+                    ) from exc
+        finally:
+            await engine.dispose()
+        if self.source is not None:
+            await self.source.build(url)

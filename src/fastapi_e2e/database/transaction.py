@@ -55,7 +55,7 @@ _SAVEPOINT_STATEMENT = re.compile(
     r"\s*(SAVEPOINT|RELEASE\s+(?:SAVEPOINT\s+)?|ROLLBACK\s+TO\s+(?:SAVEPOINT\s+)?)\s*(\w+)",
     re.IGNORECASE,
 )
-_READ_PREFIXES = ("SELECT", "SHOW", "VALUES", "EXPLAIN", "WITH")
+_READ_PREFIXES = ("SELECT", "SHOW", "VALUES", "EXPLAIN")
 
 
 def _who_ends_the_outer_transaction() -> str:
@@ -79,7 +79,10 @@ def _who_ends_the_outer_transaction() -> str:
 
 def _reads_only(sql: str) -> bool:
     head = sql.lstrip()[:8].upper()
-    return head.startswith(_READ_PREFIXES) and "RETURNING" not in sql.upper()
+    if head.startswith("WITH"):  # a CTE may hide a data-modifying statement
+        upper = sql.upper()
+        return not any(verb in upper for verb in ("INSERT", "UPDATE", "DELETE", "MERGE"))
+    return head.startswith(_READ_PREFIXES)
 
 
 class TestTransaction:
@@ -104,6 +107,9 @@ class TestTransaction:
         self.stale: list[E2EError] = []
         """Work refused because a task of an earlier test started it."""
         self._savepoints: list[str] = []
+        self._repairs: list[str] = []
+        """Savepoints of connections abandoned mid-transaction (cancelled, terminated):
+        rolled back before the next statement on the test's connection."""
         self._count = 0
         self._pending: record.Statement | None = None
 
@@ -179,10 +185,13 @@ class TestTransaction:
                 DRIVER_MISMATCH.format(app=pinned.driver, test=self.root.driver, site=call_site())
             )
         if not self.gate.holds(pinned):
-            await_in_greenlet(self.gate.acquire(pinned))
+            if self.gate.must_wait():
+                await_in_greenlet(self.gate.wait_turn())
+            self.gate.take(pinned)
         self._count += 1
         name = f"e2e_{self._count}"
-        pinned.test, pinned.savepoint, pinned.wrote, pinned.nested = self, name, False, False
+        pinned.test, pinned.savepoint = self, name
+        pinned.wrote = pinned.nested = pinned.failed = False
         try:
             self._bookkeeping(f"SAVEPOINT {name}")
         except BaseException:
@@ -190,10 +199,22 @@ class TestTransaction:
             raise
 
     def commit(self, pinned: PinnedConnection) -> None:
-        """The app committed: release its savepoint (its writes join the test's)."""
+        """The app committed: release its savepoint (its writes join the test's).
+
+        A transaction in which a statement failed cannot commit: PostgreSQL's COMMIT
+        then rolls back without an error, and so does this.
+        """
         try:
             self._check_current(pinned)
-            self._bookkeeping(f"RELEASE SAVEPOINT {pinned.savepoint}")
+            name = pinned.savepoint
+            if pinned.failed:
+                self._undo(name)
+                return
+            try:
+                self._bookkeeping(f"RELEASE SAVEPOINT {name}")
+            except Exception:
+                self._undo(name)  # one failed release must not abort the whole test
+                raise
         finally:
             self._end(pinned)
 
@@ -203,8 +224,9 @@ class TestTransaction:
         Production gives each session its own connection, so one session's rollback
         never undoes another's commit. Here a savepoint may enclose the released
         savepoint of a connection begun inside it (a task's audit write while the
-        route read): when the outer one neither wrote nor failed, releasing it has
-        the same outcome for its own data and keeps the inner commit.
+        route read), or writes of the test itself: when the outer one neither wrote
+        nor failed, releasing it has the same outcome for its own data and keeps
+        the inner work.
         """
         try:
             self._check_current(pinned)
@@ -214,23 +236,48 @@ class TestTransaction:
             else:
                 if pinned.nested and self.recording is not None:
                     self.recording.notes.append(WRITES_DISCARDED.format(site=call_site()))
-                self._bookkeeping(f"ROLLBACK TO SAVEPOINT {name}")
-                self._bookkeeping(f"RELEASE SAVEPOINT {name}")
+                self._undo(name)
         finally:
             self._end(pinned)
+
+    def _undo(self, name: str | None) -> None:
+        if name is not None and name in self._savepoints:
+            self._bookkeeping(f"ROLLBACK TO SAVEPOINT {name}")
+            self._bookkeeping(f"RELEASE SAVEPOINT {name}")
+
+    def abandon(self, pinned: PinnedConnection) -> None:
+        """A connection was terminated or closed mid-transaction where no statement can
+        run (a cancelled query): its savepoint is undone before the next statement."""
+        if pinned.test is self and pinned.savepoint in self._savepoints:
+            self._repairs.append(pinned.savepoint)
+        pinned.forget_test()
+        self.gate.release(pinned)
+
+    def _run_repairs(self) -> None:
+        repairs, self._repairs = self._repairs, []
+        for name in reversed(repairs):
+            if name in self._savepoints:
+                self._execute(f"ROLLBACK TO SAVEPOINT {name}")
+                self._execute(f"RELEASE SAVEPOINT {name}")
 
     def _check_current(self, pinned: PinnedConnection) -> None:
         if pinned.test is not self.wiring.test:
             raise E2EError(STALE_TASK_SESSION.format(site=call_site()))
 
     def _end(self, pinned: PinnedConnection) -> None:
-        if pinned.savepoint is not None and pinned.savepoint in self._savepoints:
-            del self._savepoints[self._savepoints.index(pinned.savepoint) :]
+        name = pinned.savepoint
+        if name is not None and name in self._savepoints:
+            del self._savepoints[self._savepoints.index(name) :]
         pinned.forget_test()
         self.gate.release(pinned)
 
     def _bookkeeping(self, sql: str) -> None:
         """Run a savepoint statement on the test's connection, recorded like the rest."""
+        if self._repairs:
+            self._run_repairs()
+        self._execute(sql)
+
+    def _execute(self, sql: str) -> None:
         self._track_savepoint(sql)  # refused before it reaches the server
         statement = self._record(sql, None, None, False)
         cursor = self.physical.cursor()
@@ -258,10 +305,15 @@ class TestTransaction:
         if _TRANSACTION_CONTROL.match(sql):
             who = f"the raw statement {' '.join(sql.split())[:60]!r}"
             raise E2EError(OUTER_TRANSACTION_ENDED.format(who=who))
+        if self._repairs:
+            self._run_repairs()
         if pinned.root:
             # The test's own statements wait while a request's savepoint is open:
             # releasing db_session's savepoint then would release the request's too.
-            await_in_greenlet(self.gate.wait_turn())
+            if self.gate.must_wait():
+                await_in_greenlet(self.gate.wait_turn())
+            if not _reads_only(sql):
+                self.gate.nest_holders()  # inside an app savepoint the test code opened
         elif not pinned.wrote and not _reads_only(sql):
             pinned.wrote = True
         self._track_savepoint(sql)
@@ -272,8 +324,10 @@ class TestTransaction:
         if statement is not None:
             record.finish_statement(statement, cursor)
 
-    def statement_failed(self, error: BaseException) -> None:
+    def statement_failed(self, pinned: PinnedConnection, error: BaseException) -> None:
         # A failed statement aborts the savepoint: its holders must roll back, not release.
+        if pinned.test is self:
+            pinned.failed = True
         self.gate.taint_holders()
         statement, self._pending = self._pending, None
         if statement is not None:
@@ -296,10 +350,13 @@ class TestTransaction:
             return
         if name not in stack:
             return  # not one we saw begin: leave it to the server
-        if stack[-1] != name:
+        # The innermost of that name: db_session and an app connection may both
+        # have an "sa_savepoint_1" of SQLAlchemy's.
+        where = len(stack) - 1 - stack[::-1].index(name)
+        if where != len(stack) - 1:
             action = "release" if verb == "RELEASE" else "roll back to"
-            inner = ", ".join(stack[stack.index(name) + 1 :])
+            inner = ", ".join(stack[where + 1 :])
             raise E2EError(SAVEPOINT_OUT_OF_ORDER.format(action=action, name=name, inner=inner))
         # After RELEASE the savepoint is gone; after ROLLBACK TO, SQLAlchemy never uses
         # it again, and releasing its parent releases it too.
-        del stack[stack.index(name) :]
+        del stack[where:]

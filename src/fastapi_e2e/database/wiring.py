@@ -27,7 +27,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from fastapi_e2e import compat
 from fastapi_e2e.database.callsite import call_site
-from fastapi_e2e.database.gate import APP_CODE, REQUEST_TOKEN
+from fastapi_e2e.database.gate import REQUEST_TOKEN
 from fastapi_e2e.database.urls import mask
 from fastapi_e2e.errors import (
     CONNECTION_ESCAPE,
@@ -85,14 +85,17 @@ def engine_created(engine: Engine) -> None:
         return
     _created[:] = [ref for ref in _created if ref() is not None]
     _created.append(weakref.ref(engine))
-    wiring = active()
-    if wiring is not None and not APP_CODE.get() and wiring.is_test_database(engine.url):
-        # Made by the test code from e2e_database_url: a connection of its own, on
-        # purpose outside the test's transaction.
-        engine.dialect.e2e_role = "harness"  # type: ignore[attr-defined]
     # Registered after SQLAlchemy's own set-up listeners, so it runs after them.
     event.listen(engine.pool, "connect", _set_up)
-    compat.lift_overflow_limit(engine.pool)
+    wiring = active()
+    if wiring is None:
+        return
+    if engine.url is wiring.url:
+        # Made from the URL object e2e_database_url hands out: the test code's own
+        # connections, on purpose outside the test's transaction.
+        engine.dialect.e2e_role = "harness"  # type: ignore[attr-defined]
+    else:
+        wiring.lift_pool_limit(engine)
 
 
 def _set_up(dbapi_connection: Any, connection_record: Any) -> None:
@@ -138,6 +141,8 @@ class PinnedConnection:
         """Its current transaction began on its own connection (outside a test)."""
         self.wrote = False
         self.nested = False
+        self.failed = False
+        """A statement of its current savepoint failed: it can only roll back."""
         self.ready = False
         """False while the pool sets the connection up (dialect initialisation): that
         work stays on its own connection."""
@@ -205,19 +210,35 @@ class PinnedConnection:
         try:
             if self.test is not None and self.test is self.wiring.test:
                 self.test.rollback(self)
-        except Exception:  # closed by the pool outside SQLAlchemy's greenlet: the
-            if self.test is not None:  # outer rollback at the test's end undoes it
-                self.test.gate.release(self)
-            self.forget_test()
+        except Exception:  # e.g. closed by the pool outside SQLAlchemy's greenlet
+            if self.test is not None:
+                self.test.abandon(self)
         finally:
             if self._own is not None:
                 self._own.close()
+
+    def terminate(self) -> None:
+        """SQLAlchemy gave up on the connection (a cancelled query): no statement can run
+        now, so its savepoint is undone before the test's next statement."""
+        if self.test is not None:
+            self.test.abandon(self)
+        if self._own is not None:
+            self._own.terminate()
+
+    def in_test(self) -> DBAPIConnection | None:
+        """The test's connection, if this connection's work goes there now."""
+        if self.test is not None:
+            return self.test.physical
+        test = self.wiring.test
+        if test is not None and not self.on_own and (self.ready or self.root):
+            return test.physical
+        return None
 
     def forget_test(self) -> None:
         """The test ended with this connection's savepoint open: the rollback took it."""
         self.test = None
         self.savepoint = None
-        self.wrote = self.nested = False
+        self.wrote = self.nested = self.failed = False
 
 
 def _refuse_request_task_between_tests(wiring: Wiring) -> None:
@@ -252,16 +273,24 @@ class Wiring:
         """The running test (None between tests)."""
         self.escapes: list[E2EError] = []
         """Work refused outside the test's transaction, to fail the test it happened in."""
-        self.in_test = False
+        self._pool_limits: list[tuple[Any, Any]] = []
+
+    def lift_pool_limit(self, engine: Engine) -> None:
+        """For the run, let the engine's pool grow as its requests ask (restored after)."""
+        self._pool_limits.append((engine.pool, compat.lift_overflow_limit(engine.pool)))
 
     def __enter__(self) -> Wiring:
         _active.append(self)
+        for engine in app_engines():
+            self.lift_pool_limit(engine)
         event.listen(Engine, "before_cursor_execute", self._before_statement)
         event.listen(Engine, "after_cursor_execute", self._after_statement)
         event.listen(Engine, "handle_error", self._statement_failed)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        for engine_pool, limit in reversed(self._pool_limits):
+            compat.restore_overflow_limit(engine_pool, limit)
         event.remove(Engine, "handle_error", self._statement_failed)
         event.remove(Engine, "after_cursor_execute", self._after_statement)
         event.remove(Engine, "before_cursor_execute", self._before_statement)
@@ -330,12 +359,8 @@ class Wiring:
             return
         pinned = _pinned(conn)
         test = _test_of(pinned) if pinned is not None else None
-        if test is not None:
-            test.statement_failed(context.original_exception)
-
-    def is_test_database(self, url: URL) -> bool:
-        """Whether ``url`` names the run's test database itself (not another server's)."""
-        return url.database == self.url.database and url.host == self.url.host
+        if test is not None and pinned is not None:
+            test.statement_failed(pinned, context.original_exception)
 
     def _check_escape(self, conn: Connection) -> None:
         if getattr(conn.engine.dialect, "e2e_role", None) == "harness":

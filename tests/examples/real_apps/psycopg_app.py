@@ -43,6 +43,15 @@ async def add_item(name: str, session: AsyncSession = Depends(get_session)) -> d
     return {"id": item.id}
 
 
+@app.post("/items/checked", status_code=201)
+async def add_checked(name: str, session: AsyncSession = Depends(get_session)) -> dict[str, str]:
+    session.add(Item(name=name))
+    await session.flush()
+    connection = await session.connection()
+    # psycopg's isolation check rolls back a connection it finds idle.
+    return {"isolation": await connection.get_isolation_level()}
+
+
 @app.get("/items/{item_id}")
 async def read_item(item_id: str, session: AsyncSession = Depends(get_session)) -> dict[str, str]:
     # item_id stays a str: psycopg lets the server cast it, as it does in production.
