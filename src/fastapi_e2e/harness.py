@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -157,7 +159,8 @@ class E2ERun:
             named=named,
             modules=sessions.app_modules(self.app_under_test.app, [app_string]),
         )
-        self._root_engines: dict[tuple[int, str], AsyncEngine] = {}
+        self._root_engines: list[AsyncEngine] = []
+        self._root: tuple[Callable[[], Engine | None], int, AsyncEngine] | None = None
         self._stack.push_async_callback(self._dispose_root_engines)
         # One connect per app engine now, so the tests' connections can copy the
         # driver arguments (connect_args, server_settings) the app's engine passes.
@@ -168,23 +171,27 @@ class E2ERun:
     def root_engine(self) -> AsyncEngine:
         """The harness's engine for tests' connections: the driver and options of the
         app's first engine (asyncpg when it has none yet), on the test database."""
-        engines = wiring.app_engines()
-        primary = engines[0] if engines else None
-        connect_args = getattr(primary.dialect, "e2e_connect_args", {}) if primary else {}
-        key = (id(primary), repr(sorted(connect_args.items())))
-        engine = self._root_engines.get(key)
-        if engine is None:
-            engine = _root_engine_like(primary, self.url)
-            self._root_engines[key] = engine
+        primary = wiring.primary_engine()
+        version = getattr(primary.dialect, "e2e_connect_args_version", 0) if primary else 0
+        cached = self._root
+        if cached is not None and cached[0]() is primary and cached[1] == version:
+            return cached[2]
+        engine = _root_engine_like(primary, self.url)
+        self._root_engines.append(engine)
+        self._root = (
+            weakref.ref(primary) if primary is not None else lambda: None,
+            version,
+            engine,
+        )
         return engine
 
     @property
     def driver(self) -> str:
-        engines = wiring.app_engines()
-        return engines[0].url.drivername if engines else "postgresql+asyncpg (no app engine yet)"
+        primary = wiring.primary_engine()
+        return primary.url.drivername if primary else "postgresql+asyncpg (no app engine yet)"
 
     async def _dispose_root_engines(self) -> None:
-        for engine in self._root_engines.values():
+        for engine in self._root_engines:
             await engine.dispose()
 
     def summary(self) -> str:

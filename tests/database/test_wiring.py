@@ -178,6 +178,8 @@ def test_an_inner_run_leaves_the_process_as_it_found_it(shop: pytest.Pytester) -
     )
     shop.runpytest_inprocess().assert_outcomes(passed=1)
     assert state() == before
+    if wiring._active:
+        return  # this process runs the example app's harness too (-n): its listener is live
     # No engine listener of the inner run is left: a statement "from a request" on an
     # engine the harness never saw would be refused as an escape if one were.
     token = gate.REQUEST_TOKEN.set(gate.Request(None))

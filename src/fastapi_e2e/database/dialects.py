@@ -35,6 +35,8 @@ class WiredDialect:
     e2e_connect_args: dict[str, Any]
     """What the app's engine passes to the driver besides the server (connect_args,
     URL query), as seen at its last connect."""
+    e2e_connect_args_version: int
+    """Counts changes of ``e2e_connect_args``: a new root engine copies the new ones."""
     e2e_primary: WiredDialect | None = None
     """For a root engine: the app engine's dialect whose connect arguments it copies."""
 
@@ -42,6 +44,7 @@ class WiredDialect:
         super().__init__(**kwargs)
         self.e2e_kwargs = dict(kwargs)
         self.e2e_connect_args = {}
+        self.e2e_connect_args_version = 0
 
     @classmethod
     def engine_created(cls, engine: Engine) -> None:

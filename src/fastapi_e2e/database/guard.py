@@ -5,9 +5,10 @@ own, outside SQLAlchemy: it cannot join the test's transaction, cannot see its r
 and what it writes would persist. While the run is live such connections are made of
 a subclass of the requested connection class (asyncpg's documented
 ``connection_class`` argument) whose query methods refuse, during a test, before
-anything reaches the server, naming the call site. Outside tests (the lifespan, a
-session fixture) they work as usual, on the test database like the engines. The test
-code's own connections to the test database (``e2e_database_url``) are left alone.
+anything reaches the server, naming the call site. Outside tests (the lifespan) they
+work as usual, on the test database like the engines. Only connections the app's code
+makes are concerned (its import, build, lifespan and requests); those the test code
+makes itself are left as they are.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from fastapi_e2e import compat
 from fastapi_e2e.database import wiring
@@ -72,24 +72,10 @@ def guarded_class(cls: type[asyncpg.Connection]) -> type[asyncpg.Connection]:
 _TARGET_KWARGS = ("dsn", "host", "port", "user", "password", "database", "passfile", "ssl")
 
 
-def _names_the_test_database(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Whether a raw connect names the run's test database itself (e2e_database_url)."""
-    active = wiring.active()
-    if active is None:
-        return False
-    dsn = kwargs.get("dsn", args[0] if args else None)
-    database = kwargs.get("database")
-    if database is None and isinstance(dsn, str):
-        try:
-            database = make_url(dsn).database
-        except Exception:  # not a URL SQLAlchemy can read: not ours to judge
-            return False
-    return database is not None and database == active.url.database
-
-
 async def _guarded_connect(connect: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    if not APP_CODE.get() and _names_the_test_database(args, kwargs):
-        # The test code's own connection to the test database: outside on purpose.
+    if not APP_CODE.get():
+        # The test code's own connection (to e2e_database_url, or any other server):
+        # made on purpose, left as it is.
         return await connect(*args, **kwargs)
     cls = kwargs.get("connection_class", asyncpg.Connection)
     kwargs["connection_class"] = guarded_class(cls)

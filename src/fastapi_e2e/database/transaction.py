@@ -20,7 +20,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.engine import Connection, Transaction
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from fastapi_e2e.compat import await_in_greenlet, run_in_greenlet
@@ -114,18 +115,23 @@ class TestTransaction:
         self._pending: record.Statement | None = None
 
     async def __aenter__(self) -> TestTransaction:
-        self.connection = await self.engine.connect()
-        try:
-            self._outer = await self.connection.begin()
-            raw = await self.connection.get_raw_connection()
-        except BaseException:
-            await self.connection.close()
-            raise
-        self.root: PinnedConnection = raw.dbapi_connection  # type: ignore[assignment]
+        sync_connection, self._outer = await run_in_greenlet(self._connect_and_begin)
+        # AsyncConnection's documented constructor, around the connection just made.
+        self.connection = AsyncConnection(self.engine, sync_connection)
+        self.root: PinnedConnection = sync_connection.connection.dbapi_connection  # type: ignore[assignment]
         self.physical = self.root.own
         self.wiring.test = self
         self.session = self.make_session(bind=self.connection, join_transaction_mode=JOIN_MODE)
         return self
+
+    def _connect_and_begin(self) -> tuple[Connection, Transaction]:
+        # One greenlet hop for both: the async API takes one each (~15 µs apiece).
+        connection = self.engine.sync_engine.connect()
+        try:
+            return connection, connection.begin()
+        except BaseException:
+            connection.close()
+            raise
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.wiring.test = None
@@ -159,8 +165,8 @@ class TestTransaction:
 
     def _rollback_and_close(self) -> None:
         # One greenlet hop for both: the async API takes one each (~15 µs apiece).
-        self._outer.sync_transaction.rollback()  # type: ignore[union-attr]
-        self.connection.sync_connection.close()  # type: ignore[union-attr]
+        self._outer.rollback()
+        self._outer.connection.close()
 
     async def _drop_connection(self) -> None:
         """Close the DBAPI connection instead of pooling it; the server rolls back."""

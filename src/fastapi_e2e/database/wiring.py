@@ -103,6 +103,16 @@ def _set_up(dbapi_connection: Any, connection_record: Any) -> None:
         dbapi_connection.ready = True
 
 
+def primary_engine() -> Engine | None:
+    """The app's oldest live engine (whose driver and options the tests' connections
+    copy), found without building a list: this runs for every test."""
+    for ref in _created:
+        engine = ref()
+        if engine is not None and getattr(engine.dialect, "e2e_role", "") == "app":
+            return engine
+    return None
+
+
 def app_engines() -> list[Engine]:
     """The live wired engines of the app (not the harness's own), oldest first."""
     engines = [ref() for ref in _created]
@@ -316,8 +326,9 @@ class Wiring:
         _, target = dialect.create_connect_args(self.url)
         kept = {k: v for k, v in cparams.items() if k not in _TARGET_KEYS and k not in _TLS_KEYS}
         role = dialect.e2e_role
-        if role == "app":
+        if role == "app" and kept != dialect.e2e_connect_args:
             dialect.e2e_connect_args = kept  # the root engine copies them
+            dialect.e2e_connect_args_version += 1
         elif role == "root" and dialect.e2e_primary is not None:
             kept = {**dialect.e2e_primary.e2e_connect_args, **kept}
         params = {**kept, **target}
