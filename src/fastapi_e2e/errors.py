@@ -127,6 +127,19 @@ SCHEMA_FAILED = (
     "the schema once per run before any test uses the database."
 )
 
+NO_PYTEST_ASYNCIO = (
+    "pytest-fastapi-e2e runs every test on pytest-asyncio's session event loop, but "
+    "pytest-asyncio is not active in this run (not installed, or disabled with "
+    "`-p no:asyncio`). Fix: `pip install 'pytest-asyncio>=1.1'` and drop "
+    "`-p no:asyncio`; or, for a run that does not use the harness, disable it with "
+    "`-p no:fastapi_e2e`."
+)
+
+OLD_PYTEST_ASYNCIO = (
+    "pytest-fastapi-e2e needs pytest-asyncio {needed} or newer for its session-scoped "
+    "runner; this environment has {found}. Fix: `pip install -U 'pytest-asyncio>={needed}'`."
+)
+
 EXTENSION_FAILED = (
     "Could not create the extension {name!r} listed in E2EConfig.extensions: {cause}. "
     "The server offers: {available}. Fix: install the package that provides it on the "
@@ -138,6 +151,18 @@ IMPORT_FAILED = (
     "E2EConfig.{field} is {value!r}, which could not be imported: {cause}. Use an "
     "import string of the form 'package.module:attribute' (attributes may be dotted, "
     "e.g. 'app.models:Base.metadata'), or pass the object itself."
+)
+
+APP_IMPORT_RAISED = (
+    "Importing {module!r} for E2EConfig.{field} ({value!r}) raised {cause}: the error is "
+    "in the app's code that runs at import (its settings, an engine, a client). The "
+    "app's traceback follows. Fix the import; if it needs an environment variable, "
+    "E2EConfig(database_url_env=...) sets the test database's URL before the import."
+)
+
+SEEN_IN_AN_EARLIER_TEST = (
+    "{headline} (the same error as at the first test that needed the harness, where "
+    "the full message and traceback are shown)"
 )
 
 BAD_CONFIG_FIXTURE = (

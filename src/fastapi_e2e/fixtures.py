@@ -38,6 +38,7 @@ RUN_KEY = pytest.StashKey[E2ERun]()
 SUMMARY_KEY = pytest.StashKey[str]()
 LOOP_KEY = pytest.StashKey[asyncio.AbstractEventLoop]()
 WORKER_KEY = pytest.StashKey[WorkerInfo]()
+_RUN_FAILURE_SHOWN_KEY = pytest.StashKey[bool]()
 USES_HARNESS_KEY = pytest.StashKey[bool]()
 """Item stash: the test asks for a per-test harness fixture (set at collection)."""
 
@@ -64,8 +65,26 @@ def _describe(exc: errors.E2EError) -> str:
     cause = exc.__cause__
     if cause is None or isinstance(cause, errors.E2EError):
         return str(exc)
-    trace = "".join(traceback.format_exception(cause)).rstrip()
-    return f"{exc}\n\nCaused by:\n{trace}"
+    trace = "".join(_without_import_machinery(traceback.TracebackException.from_exception(cause)))
+    return f"{exc}\n\nCaused by:\n{trace.rstrip()}"
+
+
+def _without_import_machinery(error: traceback.TracebackException) -> Iterator[str]:
+    """The traceback without the frames of the harness and of importlib, which only say
+    how the app's code was reached."""
+    for part in (error, error.__cause__, error.__context__):
+        if part is None:
+            continue
+        frames = [
+            frame
+            for frame in part.stack
+            if not frame.filename.startswith("<frozen")
+            and "/fastapi_e2e/" not in frame.filename
+            and not frame.filename.endswith("/importlib/__init__.py")
+        ]
+        if frames:
+            part.stack = traceback.StackSummary.from_list(frames)
+    return error.format()
 
 
 def _run_or_fail(on: _Runner | asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
@@ -100,9 +119,20 @@ def e2e_config() -> E2EConfig:
 def _get_run(request: pytest.FixtureRequest) -> E2ERun:
     """The run, or a failure naming the test and the fixtures that needed it."""
     __tracebackhide__ = True
+    failure_to_show: errors.E2EError
     try:
         run: E2ERun = request.getfixturevalue("_e2e_run")
         return run
+    except pytest.fail.Exception as failure:
+        # pytest re-raises the run's failure in every test: show the app's traceback
+        # once, and its first paragraph after that.
+        if not request.config.stash.get(_RUN_FAILURE_SHOWN_KEY, False):
+            request.config.stash[_RUN_FAILURE_SHOWN_KEY] = True
+            raise
+        headline = str(failure.msg).split("\n", 1)[0]
+        failure_to_show = errors.E2EError(
+            errors.SEEN_IN_AN_EARLIER_TEST.format(headline=headline)
+        )
     except _MissingConfig:
         node = request.node
         if isinstance(node, pytest.Function):
@@ -110,8 +140,10 @@ def _get_run(request: pytest.FixtureRequest) -> E2ERun:
             used = ", ".join(sorted(set(node.fixturenames) & PUBLIC_FIXTURES))
         else:  # a session-scoped fixture of the user's asked for e2e_database_url
             who, used = f"A {request.scope}-scoped fixture", request.fixturename or "?"
-        missing = errors.ConfigError(errors.NO_CONFIG_FIXTURE.format(nodeid=who, fixture=used))
-    _fail(missing)
+        failure_to_show = errors.ConfigError(
+            errors.NO_CONFIG_FIXTURE.format(nodeid=who, fixture=used)
+        )
+    _fail(failure_to_show)  # outside the except blocks: no "during handling" chain
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from fastapi_e2e.errors import IMPORT_FAILED, ConfigError
+from fastapi_e2e.errors import APP_IMPORT_RAISED, IMPORT_FAILED, ConfigError
 
 
 def resolve(value: Any, field: str) -> Any:
@@ -23,6 +23,12 @@ def resolve(value: Any, field: str) -> Any:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(IMPORT_FAILED.format(field=field, value=value, cause=exc)) from exc
+    except Exception as exc:  # the app's own code failed while its module was imported
+        raise ConfigError(
+            APP_IMPORT_RAISED.format(
+                field=field, value=value, module=module_name, cause=f"{type(exc).__name__}: {exc}"
+            )
+        ) from exc
     for attr in attrs.split("."):
         try:
             obj = getattr(obj, attr)

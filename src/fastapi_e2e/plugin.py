@@ -8,11 +8,12 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Generator
+from importlib import metadata
 from typing import Any
 
 import pytest
 
-from fastapi_e2e import compat, fixtures, xdist
+from fastapi_e2e import compat, errors, fixtures, xdist
 from fastapi_e2e.config import OPTIONS, resolve_settings
 from fastapi_e2e.database import dialects
 from fastapi_e2e.database.cache import default_cache_dir
@@ -56,7 +57,25 @@ def _register_dialects(config: pytest.Config) -> None:
         config.add_cleanup(dialects.deregister)
 
 
+MIN_PYTEST_ASYNCIO = (1, 1)
+
+
+def _check_pytest_asyncio(config: pytest.Config) -> None:
+    """pytest-asyncio runs the harness's loop: refuse to start without a usable one."""
+    if not config.pluginmanager.has_plugin("asyncio"):
+        raise pytest.UsageError(errors.NO_PYTEST_ASYNCIO)
+    found = metadata.version("pytest-asyncio")
+    numbers = tuple(int(part) for part in found.split(".")[:2] if part.isdigit())
+    if numbers < MIN_PYTEST_ASYNCIO:
+        raise pytest.UsageError(
+            errors.OLD_PYTEST_ASYNCIO.format(
+                found=found, needed=".".join(map(str, MIN_PYTEST_ASYNCIO))
+            )
+        )
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _check_pytest_asyncio(config)
     _register_dialects(config)  # the plugin was loaded after the initial conftests
     ini = {option.dest: config.getini(option.dest) for option in OPTIONS}
     cli = {option.dest: config.getoption(option.dest) for option in OPTIONS}
