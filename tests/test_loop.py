@@ -194,3 +194,55 @@ def test_async_test_without_harness_fixtures_runs_without_config(
     )
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1)
+
+
+def test_anyio_backend_options_are_refused_with_the_reason(shop: pytest.Pytester) -> None:
+    shop.makeconftest(
+        CONFTEST.format(extra="")
+        + """
+
+@pytest.fixture
+def anyio_backend():
+    return ("asyncio", {"use_uvloop": True})
+"""
+    )
+    shop.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.anyio
+        async def test_wants_uvloop(client):
+            pass
+        """
+    )
+    result = shop.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*asks anyio for backend options {'use_uvloop': True}*event_loop_policy*"]
+    )
+
+
+def test_uvloop_policy_is_the_loop_the_harness_runs_on(shop: pytest.Pytester) -> None:
+    shop.makeconftest(
+        CONFTEST.format(extra="")
+        + """
+
+import uvloop
+
+@pytest.fixture(scope="session")
+def event_loop_policy():
+    return uvloop.EventLoopPolicy()
+"""
+    )
+    shop.makepyfile(
+        """
+        import asyncio
+
+        async def test_on_uvloop(client, db_session):
+            assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+            assert (await client.post("/things", params={"name": "fast"})).status_code == 201
+        """
+    )
+    result = shop.runpytest_subprocess("-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*event loop uvloop.Loop*"])

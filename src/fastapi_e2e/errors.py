@@ -241,6 +241,15 @@ ANYIO_BACKEND_UNSUPPORTED = (
     "'asyncio' only for tests that use harness fixtures."
 )
 
+ANYIO_OPTIONS_UNSUPPORTED = (
+    "{nodeid} asks anyio for backend options {options!r}, but the harness's app and "
+    "database run on pytest-asyncio's session event loop, made before this test: "
+    "anyio's options cannot apply to it, and ignoring them would run the test on "
+    "another loop than you asked for. Fix: drop the options; to run on uvloop, give "
+    "pytest-asyncio its loop policy with a session-scoped `event_loop_policy` fixture "
+    "returning uvloop.EventLoopPolicy() (the start-up summary names the loop in use)."
+)
+
 REQUEST_TIMEOUT = (
     "The app did not answer {method} {url} within {timeout:g} s, the client's read "
     "timeout, so the request was cancelled. A route waiting for something that never "

@@ -130,9 +130,7 @@ def _get_run(request: pytest.FixtureRequest) -> E2ERun:
             request.config.stash[_RUN_FAILURE_SHOWN_KEY] = True
             raise
         headline = str(failure.msg).split("\n", 1)[0]
-        failure_to_show = errors.E2EError(
-            errors.SEEN_IN_AN_EARLIER_TEST.format(headline=headline)
-        )
+        failure_to_show = errors.E2EError(errors.SEEN_IN_AN_EARLIER_TEST.format(headline=headline))
     except _MissingConfig:
         node = request.node
         if isinstance(node, pytest.Function):
@@ -281,10 +279,17 @@ def _check_loop(item: pytest.Item) -> None:
     if "anyio_backend" in fixturenames:
         backend = _request_of(item).getfixturevalue("anyio_backend")
         name = backend if isinstance(backend, str) else backend[0]
+        options = {} if isinstance(backend, str) or len(backend) < 2 else dict(backend[1])
         if name != "asyncio":
             _fail(
                 errors.LoopScopeError(
                     errors.ANYIO_BACKEND_UNSUPPORTED.format(nodeid=item.nodeid, backend=name)
+                )
+            )
+        if options:
+            _fail(
+                errors.LoopScopeError(
+                    errors.ANYIO_OPTIONS_UNSUPPORTED.format(nodeid=item.nodeid, options=options)
                 )
             )
 

@@ -6,6 +6,7 @@ test. Neither knows about pytest, so both can be driven directly.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import weakref
@@ -86,6 +87,8 @@ class E2ERun:
         await self._stack.__aexit__(exc_type, exc, tb)
 
     async def _start(self) -> None:
+        loop = type(asyncio.get_running_loop())
+        self.loop_name = f"{loop.__module__}.{loop.__qualname__}"
         started = time.perf_counter()
         admin_url, embedded = await self._server()
         self.timings["server"] = time.perf_counter() - started
@@ -202,6 +205,7 @@ class E2ERun:
         total = sum(self.timings.values())
         parts = [
             self.description,
+            f"event loop {self.loop_name}",
             f"schema template {database.template_name} {template}",
             f"test database {self.url.database} via {self.driver}",
             f"started in {total:.2f} s ({took})",
