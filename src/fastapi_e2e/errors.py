@@ -250,6 +250,21 @@ ANYIO_OPTIONS_UNSUPPORTED = (
     "returning uvloop.EventLoopPolicy() (the start-up summary names the loop in use)."
 )
 
+ASYNC_FIXTURE_IN_SYNC_TEST = (
+    "{nodeid} is a sync test (def, not async def) and asks for {fixture}, an asyncio "
+    "object it could only use by running the harness's event loop itself. Fix: make the "
+    "test `async def` (it then runs on the harness's loop with an AsyncClient), or check "
+    "the outcome through `client`, which sync tests get as a sync httpx.Client."
+)
+
+FOREIGN_LOOP = (
+    "The app used its database from another event loop (thread {thread}) at {site}, "
+    "while this test's transaction lives on the harness's loop. Starlette's TestClient "
+    "(or another server) runs the app on a loop of its own, outside the test's "
+    "transaction. Fix: use the `client` fixture instead (sync tests get a sync "
+    "httpx.Client on the same app, loop and transaction)."
+)
+
 REQUEST_TIMEOUT = (
     "The app did not answer {method} {url} within {timeout:g} s, the client's read "
     "timeout, so the request was cancelled. A route waiting for something that never "

@@ -39,6 +39,8 @@ SUMMARY_KEY = pytest.StashKey[str]()
 LOOP_KEY = pytest.StashKey[asyncio.AbstractEventLoop]()
 WORKER_KEY = pytest.StashKey[WorkerInfo]()
 _RUN_FAILURE_SHOWN_KEY = pytest.StashKey[bool]()
+SYNC_TEST_KEY = pytest.StashKey[bool]()
+"""Item stash: a sync test function (set at collection); it gets a sync client."""
 USES_HARNESS_KEY = pytest.StashKey[bool]()
 """Item stash: the test asks for a per-test harness fixture (set at collection)."""
 
@@ -331,6 +333,17 @@ def _end_test(test: E2ETest, loop: asyncio.AbstractEventLoop) -> None:
         _fail(escapes[0])
 
 
+def _refuse_in_sync_test(fixture: str) -> None:
+    __tracebackhide__ = True
+    item = _current_item()
+    if item.stash.get(SYNC_TEST_KEY, False):
+        _fail(
+            errors.ConfigError(
+                errors.ASYNC_FIXTURE_IN_SYNC_TEST.format(nodeid=item.nodeid, fixture=fixture)
+            )
+        )
+
+
 def start_before_fixture(fixturedef: pytest.FixtureDef[Any], item: pytest.Item) -> None:
     """Start the harness test before a function-scoped fixture of the user's, in a test
     that uses the harness: the fixture's work then runs inside the test's transaction,
@@ -365,7 +378,11 @@ def client() -> httpx.AsyncClient:
     tracebacks are shown in the report of a failing test.
     """
     __tracebackhide__ = True
-    return _this_test().client
+    test = _this_test()
+    item = _current_item()
+    if item.stash.get(SYNC_TEST_KEY, False):
+        return test.sync_client(item.config.stash[LOOP_KEY])  # type: ignore[return-value]
+    return test.client
 
 
 @pytest.fixture
@@ -379,6 +396,7 @@ def db_session() -> AsyncSession:
     objects already loaded, so the test sees what the app changed.
     """
     __tracebackhide__ = True
+    _refuse_in_sync_test("db_session")
     return _this_test().tx.session
 
 
@@ -390,6 +408,7 @@ def db_connection() -> AsyncConnection:
     the harness's, ended after the test.
     """
     __tracebackhide__ = True
+    _refuse_in_sync_test("db_connection")
     return _this_test().tx.connection
 
 

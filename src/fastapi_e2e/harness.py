@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from fastapi_e2e.client.app import AppUnderTest
+from fastapi_e2e.client.sync import LoopTransport
 from fastapi_e2e.client.transport import TimeoutASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
 from fastapi_e2e.database import guard, schema, sessions, wiring
@@ -333,7 +334,15 @@ class E2ETest:
             run.app_under_test.recording = self.recording
         run.app_under_test.gate = self.tx.gate
         self._client: httpx.AsyncClient | None = None
+        self._sync_client: httpx.Client | None = None
         return self
+
+    def _transport(self) -> TimeoutASGITransport:
+        return TimeoutASGITransport(
+            app=self.run.app_under_test.asgi,
+            raise_app_exceptions=False,
+            explain_timeout=self.tx.gate.describe_wait,
+        )
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -341,16 +350,22 @@ class E2ETest:
         not ask for ``client`` should not pay for building one)."""
         if self._client is None:
             self._client = httpx.AsyncClient(
-                transport=TimeoutASGITransport(
-                    app=self.run.app_under_test.asgi,
-                    raise_app_exceptions=False,
-                    explain_timeout=self.tx.gate.describe_wait,
-                ),
+                transport=self._transport(),
                 base_url=self.run.base_url,
                 headers=self.run.config.headers,
                 event_hooks={"request": [self._before_request]},
             )
         return self._client
+
+    def sync_client(self, loop: asyncio.AbstractEventLoop) -> httpx.Client:
+        """The client for a sync test: the same app, loop and transaction."""
+        if self._sync_client is None:
+            self._sync_client = httpx.Client(
+                transport=LoopTransport(self._transport(), loop),
+                base_url=self.run.base_url,
+                headers=self.run.config.headers,
+            )
+        return self._sync_client
 
     async def _before_request(self, request: httpx.Request) -> None:
         # Rows the test added but did not flush would be invisible to the app.
@@ -365,6 +380,8 @@ class E2ETest:
         self.run.app_under_test.gate = None
         self.run.app_under_test.recording = None
         try:
+            if self._sync_client is not None:
+                self._sync_client.close()
             if self._client is not None:
                 await self._client.aclose()
         finally:

@@ -199,6 +199,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = _PER_TEST_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         if any(_is_harness_fixture(compat.fixture_function(item, name)) for name in names):
             item.stash[fixtures.USES_HARNESS_KEY] = True
+            if isinstance(item, pytest.Function) and not _is_async_test(item):
+                item.stash[fixtures.SYNC_TEST_KEY] = True
 
 
 def _is_harness_fixture(function: Any) -> bool:

@@ -14,8 +14,10 @@ its turns at the gate and its recording are all here.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,7 @@ from fastapi_e2e.database.gate import DEFAULT_TIMEOUT, REQUEST_TOKEN, SessionGat
 from fastapi_e2e.diagnosis import record
 from fastapi_e2e.errors import (
     DRIVER_MISMATCH,
+    FOREIGN_LOOP,
     OUTER_TRANSACTION_ENDED,
     SAVEPOINT_OUT_OF_ORDER,
     STALE_TASK_SESSION,
@@ -57,6 +60,13 @@ _SAVEPOINT_STATEMENT = re.compile(
     re.IGNORECASE,
 )
 _READ_PREFIXES = ("SELECT", "SHOW", "VALUES", "EXPLAIN")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _who_ends_the_outer_transaction() -> str:
@@ -115,6 +125,7 @@ class TestTransaction:
         self._pending: record.Statement | None = None
 
     async def __aenter__(self) -> TestTransaction:
+        self.loop = asyncio.get_running_loop()
         sync_connection, self._outer = await run_in_greenlet(self._connect_and_begin)
         # AsyncConnection's documented constructor, around the connection just made.
         self.connection = AsyncConnection(self.engine, sync_connection)
@@ -181,6 +192,10 @@ class TestTransaction:
 
     def begin(self, pinned: PinnedConnection) -> None:
         """Start ``pinned``'s transaction: wait for a turn, then open its savepoint."""
+        if _running_loop() is not self.loop:
+            raise E2EError(
+                FOREIGN_LOOP.format(thread=threading.current_thread().name, site=call_site())
+            )
         request = REQUEST_TOKEN.get()
         if request is not None and request.gate is not None and request.gate is not self.gate:
             error = E2EError(STALE_TASK_SESSION.format(site=call_site()))
