@@ -39,13 +39,16 @@ def e2e_config():
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[EmbeddedCluster]:
     """One real PostgreSQL cluster for the inner runs of this session."""
-    with asyncio.Runner() as runner:
+    loop = asyncio.new_event_loop()  # not asyncio.Runner: Python 3.10 has none
+    try:
         cluster = EmbeddedCluster(find_binaries())
-        runner.run(cluster.__aenter__())
+        loop.run_until_complete(cluster.__aenter__())
         try:
             yield cluster
         finally:
-            runner.run(cluster.__aexit__(None, None, None))
+            loop.run_until_complete(cluster.__aexit__(None, None, None))
+    finally:
+        loop.close()
 
 
 @pytest.fixture

@@ -140,6 +140,16 @@ OLD_PYTEST_ASYNCIO = (
     "runner; this environment has {found}. Fix: `pip install -U 'pytest-asyncio>={needed}'`."
 )
 
+ALEMBIC_NOT_REDIRECTED = (
+    "alembic upgrade head ({ini}) failed: the project's env.py connected with an engine "
+    "the harness cannot redirect to the schema template ({tried}): {cause}. The harness "
+    "redirects engines made with create_async_engine() or async_engine_from_config() "
+    "for postgresql+asyncpg or +psycopg, whatever URL env.py gives them; this one is a "
+    "sync engine or another driver. Fix: run the migrations through an async engine "
+    "(Alembic's async template), or set E2EConfig(database_url_env=...) and have env.py "
+    "read its URL from that variable."
+)
+
 EXTENSION_FAILED = (
     "Could not create the extension {name!r} listed in E2EConfig.extensions: {cause}. "
     "The server offers: {available}. Fix: install the package that provides it on the "

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import gc
 import signal
+import sysconfig
 import threading
 import traceback
 from collections.abc import Coroutine, Iterator
@@ -72,21 +73,39 @@ def _describe(exc: errors.E2EError) -> str:
 
 
 def _without_import_machinery(error: traceback.TracebackException) -> Iterator[str]:
-    """The traceback without the frames of the harness and of importlib, which only say
-    how the app's code was reached."""
-    for part in (error, error.__cause__, error.__context__):
-        if part is None:
+    """The traceback with only the frames of the project's own code (its app, env.py,
+    migrations), which say where; the harness's, libraries' and importlib's frames
+    only say how that code was reached (pytest's --full-trace does not change this:
+    run the failing step by hand for those)."""
+    seen: set[int] = set()
+    pending: list[traceback.TracebackException | None] = [error]
+    while pending:
+        part = pending.pop()
+        if part is None or id(part) in seen:
             continue
-        frames = [
-            frame
-            for frame in part.stack
-            if not frame.filename.startswith("<frozen")
-            and "/fastapi_e2e/" not in frame.filename
-            and not frame.filename.endswith("/importlib/__init__.py")
-        ]
-        if frames:
-            part.stack = traceback.StackSummary.from_list(frames)
+        seen.add(id(part))
+        frames = [frame for frame in part.stack if _is_project_frame(frame.filename)]
+        part.stack = traceback.StackSummary.from_list(frames)
+        pending.extend((part.__cause__, part.__context__))
     return error.format()
+
+
+_LIBRARY_ROOTS = tuple(
+    {
+        sysconfig.get_paths()["stdlib"],
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+    }
+)
+
+
+def _is_project_frame(filename: str) -> bool:
+    return not (
+        filename.startswith("<")
+        or "/fastapi_e2e/" in filename
+        or "/site-packages/" in filename
+        or filename.startswith(_LIBRARY_ROOTS)
+    )
 
 
 def _run_or_fail(on: _Runner | asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:

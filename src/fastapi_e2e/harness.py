@@ -34,7 +34,7 @@ from fastapi_e2e.database.cluster import EmbeddedCluster
 from fastapi_e2e.database.gate import app_code
 from fastapi_e2e.database.provision import SchemaSource, TestDatabase
 from fastapi_e2e.database.transaction import TestTransaction
-from fastapi_e2e.database.urls import mask
+from fastapi_e2e.database.urls import env_value, mask
 from fastapi_e2e.diagnosis import record
 from fastapi_e2e.errors import ConfigError
 from fastapi_e2e.importing import resolve
@@ -120,9 +120,7 @@ class E2ERun:
         self._stack.enter_context(guard.raw_connections_guarded())
         if (name := self.config.database_url_env) is not None:
             # Inline, not in a local: `pytest -l` would print a local with the password.
-            self._stack.enter_context(
-                mock.patch.dict(os.environ, {name: self.url.render_as_string(hide_password=False)})
-            )
+            self._stack.enter_context(mock.patch.dict(os.environ, {name: env_value(self.url)}))
         await self._stack.enter_async_context(database)
         self.timings.update(database.timings)
         self._stack.push_async_callback(dispose_app_engines)

@@ -144,7 +144,9 @@ def test_config_app_that_is_not_an_app_is_a_clear_error(
     result.assert_outcomes(errors=2)
     expected = errors.NOT_AN_APP.replace("{value!r}", shown)
     result.stdout.fnmatch_lines(["*ERROR at setup of test_1*", expected])
-    result.stdout.fnmatch_lines(["*ERROR at setup of test_2*", expected])
+    result.stdout.fnmatch_lines(
+        ["*ERROR at setup of test_2*", expected + " (the same error as at*"]
+    )
 
 
 @pytest.mark.parametrize(

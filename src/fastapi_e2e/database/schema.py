@@ -10,11 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, create_mock_engine, pool
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import MetaData, create_mock_engine, event, pool
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from fastapi_e2e.errors import EXTENSION_FAILED, SCHEMA_FAILED, ConfigError, DatabaseSetupError
+from fastapi_e2e.errors import (
+    ALEMBIC_NOT_REDIRECTED,
+    EXTENSION_FAILED,
+    SCHEMA_FAILED,
+    ConfigError,
+    DatabaseSetupError,
+)
 from fastapi_e2e.importing import resolve
 
 
@@ -78,12 +84,31 @@ async def upgrade_to_head(url: URL, alembic_ini: str | os.PathLike[str]) -> None
     rendered = url.render_as_string(hide_password=False).replace("%", "%%")
     config.set_main_option("sqlalchemy.url", rendered)
     config.attributes["configure_logger"] = False
+    tried: list[str] = []
+
+    def remember(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        if getattr(dialect, "e2e_role", None) is None:  # not a wired dialect
+            where = {
+                k: cparams[k]
+                for k in ("host", "port", "user", "dbname", "database")
+                if k in cparams
+            }
+            tried.append(f"{dialect.name}+{dialect.driver} {where}")
+
+    event.listen(Engine, "do_connect", remember)
     try:
         await asyncio.to_thread(command.upgrade, config, "head")
     except Exception as exc:
+        if tried:  # env.py connected with an engine the wiring does not redirect
+            cause = str(getattr(exc, "orig", exc)).splitlines()[0]
+            raise DatabaseSetupError(
+                ALEMBIC_NOT_REDIRECTED.format(ini=ini, tried=tried[-1], cause=cause)
+            ) from exc
         raise DatabaseSetupError(
             SCHEMA_FAILED.format(what=f"alembic upgrade head ({ini})", cause=exc)
         ) from exc
+    finally:
+        event.remove(Engine, "do_connect", remember)
 
 
 class MetadataSchema:

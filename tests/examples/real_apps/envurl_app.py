@@ -58,7 +58,7 @@ async def report(session: AsyncSession = Depends(get_session)) -> dict[str, str]
     # The app's own deadline on a slow query, with a fallback answer.
     try:
         await asyncio.wait_for(session.execute(text("SELECT pg_sleep(1)")), 0.1)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11 on
         return {"report": "unavailable"}
     return {"report": "ready"}
 
