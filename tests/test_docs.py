@@ -1,0 +1,35 @@
+"""The README's quickstart is these files, and they pass as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICKSTART = ROOT / "tests" / "examples" / "quickstart"
+
+
+def _readme_blocks() -> dict[str, str]:
+    """Fenced Python blocks of the README whose first line is ``# <file name>``."""
+    text = (ROOT / "README.md").read_text()
+    blocks = {}
+    for body in re.findall(r"```python\n(.*?)```", text, re.DOTALL):
+        first, _, rest = body.partition("\n")
+        if first.startswith("# ") and first[2:].strip().endswith(".py"):
+            blocks[first[2:].strip()] = rest
+    return blocks
+
+
+@pytest.mark.parametrize("name", ["myapp.py", "conftest.py", "test_users.py"])
+def test_readme_shows_the_quickstart_files_as_they_are(name: str) -> None:
+    assert _readme_blocks().get(name) == (QUICKSTART / name).read_text()
+
+
+def test_quickstart_passes_on_the_embedded_cluster(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("E2E_DATABASE_URL", raising=False)
+    pytester.copy_example("quickstart")
+    pytester.runpytest_subprocess().assert_outcomes(passed=2)
