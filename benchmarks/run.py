@@ -154,6 +154,15 @@ def write_suite(directory: Path, kind: str, count: int) -> None:
         (directory / f"test_{kind}_{start:04d}.py").write_text("\n".join(lines))
 
 
+def collect_only(directory: Path, *args: str) -> float:
+    """Wall seconds of ``pytest --co`` in ``directory`` (bytecode cached, as developers run)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    command = [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", *args]
+    started = time.perf_counter()
+    subprocess.run(command, cwd=directory, env=env, capture_output=True, check=True)
+    return time.perf_counter() - started
+
+
 def run_pytest(
     directory: Path, *args: str, cache: Path, env_extra: dict[str, str] | None = None
 ) -> tuple[float, dict[str, float], str]:
@@ -288,6 +297,26 @@ def main() -> None:
             )
         )
         rows.insert(0, ("bare pytest-asyncio test (no database)", f"{bare:.2f} ms", "1.0x"))
+
+        print("plugin installed, unused: `pytest --co` of a one-test directory:", flush=True)
+        plain = work / "plain"
+        plain.mkdir()
+        (plain / "test_plain.py").write_text("def test_plain():\n    pass\n")
+        with_plugin, without = [], []
+        for _ in range(max(options.repeat, 5) * 2):  # paired, interleaved
+            with_plugin.append(collect_only(plain))
+            without.append(collect_only(plain, "-p", "no:fastapi_e2e"))
+        unused_cost = statistics.median(a - b for a, b in zip(with_plugin, without, strict=True))
+        results["plugin_unused_ms"] = unused_cost * 1000
+        rows.append(
+            (
+                "plugin installed, run not using it (`pytest --co`, 1 test)",
+                f"+{unused_cost * 1000:.0f} ms",
+                f"median of paired differences; without the plugin "
+                f"{statistics.median(without):.2f} s",
+            )
+        )
+        print(f"  +{unused_cost * 1000:.0f} ms", flush=True)
 
         print("start-up (harness's own 'started in'), median of", options.repeat, "runs:")
         one = work / "one"

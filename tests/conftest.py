@@ -19,6 +19,10 @@ from fastapi_e2e.database.binaries import find_binaries
 from fastapi_e2e.database.cluster import EmbeddedCluster
 from fastapi_e2e.database.urls import asyncpg_connect_kwargs
 
+# Files that inner runs copy (tests/examples/quickstart has a conftest and tests of its
+# own): never collected by this session.
+collect_ignore = ["examples"]
+
 CONFTEST = """
 import pytest
 from fastapi_e2e import E2EConfig

@@ -104,4 +104,4 @@ async def test_asyncpg_adapter_row_buffer_and_pool_connect(pg_cluster: EmbeddedC
         await raw_pool.fetchval("SELECT 1")
         await raw_pool.close()
     assert seen, "asyncpg's Pool no longer connects through asyncpg.connection.connect"
-    assert asyncpg.connect is compat.ORIGINAL_ASYNCPG_CONNECT
+    assert asyncpg.connect is compat.original_asyncpg_connect()

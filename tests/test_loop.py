@@ -245,4 +245,4 @@ def event_loop_policy():
     )
     result = shop.runpytest_subprocess("-W", "ignore::DeprecationWarning")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*event loop uvloop.Loop*"])
+    result.stdout.fnmatch_lines(["*via postgresql+asyncpg on event loop uvloop.Loop*"])

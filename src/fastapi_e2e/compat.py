@@ -10,18 +10,20 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import asyncpg
-import asyncpg.connection
-from sqlalchemy.util import greenlet_spawn as _greenlet_spawn
-
 T = TypeVar("T")
+
+# The libraries are imported where used: the plugin imports this module at start-up,
+# and a run that never uses the harness must not pay for SQLAlchemy or asyncpg.
 
 # --- SQLAlchemy -------------------------------------------------------------------
 
-try:  # 2.1 names it await_; 2.0 only has await_only (deprecated in 2.1, gone in 2.2)
-    from sqlalchemy.util import await_ as _await
-except ImportError:  # pragma: no cover - SQLAlchemy 2.0
-    from sqlalchemy.util import await_only as _await
+
+def _sqlalchemy_await() -> Callable[[Awaitable[Any]], Any]:
+    try:  # 2.1 names it await_; 2.0 only has await_only (deprecated in 2.1, gone in 2.2)
+        from sqlalchemy.util import await_
+    except ImportError:  # pragma: no cover - SQLAlchemy 2.0
+        from sqlalchemy.util import await_only as await_
+    return await_
 
 
 def await_in_greenlet(awaitable: Awaitable[T]) -> T:
@@ -32,7 +34,13 @@ def await_in_greenlet(awaitable: Awaitable[T]) -> T:
     SQLAlchemy's own adapters await the driver exactly this way, and no public API
     exposes it.
     """
-    return _await(awaitable)
+    global _await
+    if _await is None:
+        _await = _sqlalchemy_await()
+    return _await(awaitable)  # type: ignore[no-any-return]
+
+
+_await: Callable[[Awaitable[Any]], Any] | None = None
 
 
 async def run_in_greenlet(fn: Callable[..., T], *args: Any) -> T:
@@ -41,7 +49,9 @@ async def run_in_greenlet(fn: Callable[..., T], *args: Any) -> T:
     Why private: the test's connect+begin and rollback+close each take one greenlet
     hop here instead of the async API's one per call (~15 µs each, on every test).
     """
-    return await _greenlet_spawn(fn, *args)
+    from sqlalchemy.util import greenlet_spawn
+
+    return await greenlet_spawn(fn, *args)
 
 
 def lift_overflow_limit(pool: Any) -> Any:
@@ -78,8 +88,18 @@ def fetched_row_count(cursor: Any) -> int | None:
 
 # --- asyncpg ------------------------------------------------------------------------
 
-ORIGINAL_ASYNCPG_CONNECT = asyncpg.connection.connect
-"""asyncpg's connect() as imported: what the wired engines connect with."""
+_original_connect: Any = None
+
+
+def original_asyncpg_connect() -> Any:
+    """asyncpg's own connect(), from before the run replaced it: what the wired engines
+    and the harness's admin work connect with."""
+    global _original_connect
+    if _original_connect is None:
+        import asyncpg.connection
+
+        _original_connect = asyncpg.connection.connect
+    return _original_connect
 
 
 @contextmanager
@@ -92,8 +112,11 @@ def asyncpg_connect_replaced(wrapper: Callable[..., Awaitable[Any]]) -> Iterator
     the run and put back after it. Code that did ``from asyncpg import connect``
     before the run keeps the original.
     """
+    import asyncpg
+    import asyncpg.connection
+
+    original = original_asyncpg_connect()
     saved = (asyncpg.connect, asyncpg.connection.connect)
-    original = saved[1]
 
     async def connect(*args: Any, **kwargs: Any) -> Any:
         return await wrapper(original, *args, **kwargs)

@@ -12,12 +12,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy.engine import URL
-
-from fastapi_e2e.database.urls import parse_server_url
 from fastapi_e2e.errors import BAD_FLAG, BAD_TRACE_MODE, ConfigError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only when a URL is given
+    from sqlalchemy.engine import URL
 
 Source = Literal["E2EConfig", "command line", "environment", "ini", "default"]
 
@@ -156,6 +156,8 @@ class Settings:
         """
         if self.db_url.value is None:
             return None
+        from fastapi_e2e.database.urls import parse_server_url
+
         return parse_server_url(
             str(self.db_url.value), f"the database URL from {self.db_url.source}"
         )

@@ -18,24 +18,28 @@ import sysconfig
 import threading
 import traceback
 from collections.abc import Coroutine, Iterator
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
-import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from fastapi_e2e import compat, errors
 from fastapi_e2e.config import E2EConfig, Settings
-from fastapi_e2e.diagnosis.queries import QueryCounter
-from fastapi_e2e.diagnosis.record import Limits
-from fastapi_e2e.harness import E2ERun, E2ETest
 from fastapi_e2e.xdist import WorkerInfo
 
+if TYPE_CHECKING:
+    # The harness (FastAPI, httpx, SQLAlchemy, asyncpg) is imported by the first test
+    # that uses it: a run that never does pays nothing for it.
+    import httpx
+    from fastapi import FastAPI
+    from sqlalchemy.engine import URL
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+    from fastapi_e2e.diagnosis.queries import QueryCounter
+    from fastapi_e2e.harness import E2ERun, E2ETest
+
 SETTINGS_KEY = pytest.StashKey[Settings]()
-TEST_KEY = pytest.StashKey[E2ETest]()
-RUN_KEY = pytest.StashKey[E2ERun]()
+TEST_KEY = pytest.StashKey["E2ETest"]()
+RUN_KEY = pytest.StashKey["E2ERun"]()
 SUMMARY_KEY = pytest.StashKey[str]()
 LOOP_KEY = pytest.StashKey[asyncio.AbstractEventLoop]()
 WORKER_KEY = pytest.StashKey[WorkerInfo]()
@@ -171,6 +175,9 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
     __tracebackhide__ = True
     if not isinstance(e2e_config, E2EConfig):
         _fail(errors.ConfigError(errors.BAD_CONFIG_FIXTURE.format(value=e2e_config)))
+    from fastapi_e2e.diagnosis.record import Limits
+    from fastapi_e2e.harness import E2ERun
+
     runner: _Runner = request.getfixturevalue(compat.SESSION_RUNNER_FIXTURE)
     settings = request.config.stash[SETTINGS_KEY]
     run = E2ERun(e2e_config, settings, request.config.stash.get(WORKER_KEY, None))
@@ -338,6 +345,8 @@ def _this_test() -> E2ETest:
     # per test costs more than the test's own database work.
     run = item.config.stash.get(RUN_KEY, None) or _get_run(_request_of(item))
     loop = item.config.stash[LOOP_KEY]
+    from fastapi_e2e.harness import E2ETest
+
     test = _run_or_fail(loop, E2ETest(run).__aenter__())
     item.stash[TEST_KEY] = test
     item.addfinalizer(functools.partial(_end_test, test, loop))
@@ -463,6 +472,8 @@ def e2e_queries() -> QueryCounter:
     ``with e2e_queries.capture() as queries:`` only collects them (``queries.sql``).
     """
     __tracebackhide__ = True
+    from fastapi_e2e.diagnosis.queries import QueryCounter
+
     return QueryCounter(_this_test().recording)
 
 

@@ -204,9 +204,9 @@ class E2ERun:
         total = sum(self.timings.values())
         parts = [
             self.description,
-            f"event loop {self.loop_name}",
             f"schema template {database.template_name} {template}",
-            f"test database {self.url.database} via {self.driver}",
+            f"test database {self.url.database} via {self.driver}"
+            + ("" if self.loop_name.startswith("asyncio.") else f" on event loop {self.loop_name}"),
             f"started in {total:.2f} s ({took})",
         ]
         if database.stale_dropped:

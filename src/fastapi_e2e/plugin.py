@@ -15,11 +15,9 @@ import pytest
 
 from fastapi_e2e import compat, errors, fixtures, xdist
 from fastapi_e2e.config import OPTIONS, resolve_settings
-from fastapi_e2e.database import dialects
+from fastapi_e2e.database import registration
 from fastapi_e2e.database.cache import default_cache_dir
-from fastapi_e2e.database.urls import mask
-from fastapi_e2e.diagnosis import artifact, notes
-from fastapi_e2e.diagnosis import report as report_module
+from fastapi_e2e.diagnosis import notes
 from fastapi_e2e.errors import ConfigError
 
 
@@ -51,10 +49,10 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 
 def _register_dialects(config: pytest.Config) -> None:
     if not config.stash.get(_DIALECTS_KEY, False):
-        dialects.register()
+        registration.register()
         config.stash[_DIALECTS_KEY] = True
         # Runs however the session ends (a usage error, a broken conftest) too.
-        config.add_cleanup(dialects.deregister)
+        config.add_cleanup(registration.deregister)
 
 
 MIN_PYTEST_ASYNCIO = (1, 1)
@@ -101,6 +99,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if url is None:
         database = "embedded PostgreSQL cluster (default)"
     else:
+        from fastapi_e2e.database.urls import mask
+
         database = f"{mask(url)} (from {settings.db_url.source})"
     timeout = settings.lifespan_timeout
     if url is None:
@@ -216,6 +216,8 @@ def pytest_runtest_makereport(
     test = item.stash.get(fixtures.TEST_KEY, None)
     reported = item.stash.get(_REPORTED_KEY, False)
     if test is not None and report.failed and call.when != "setup" and not reported:
+        from fastapi_e2e.diagnosis import report as report_module
+
         item.stash[_REPORTED_KEY] = True
         full = item.config.get_verbosity() >= 2
         text = report_module.section_text(test.recording, full=full)
@@ -265,6 +267,9 @@ def _write_trace(item: pytest.Item, test: Any, settings: Any) -> None:
     worker = getattr(item.config, "workerinput", {}).get("workerid")
     # Relative to where pytest was started, whatever the test did to the cwd.
     directory = item.config.invocation_params.dir / str(settings.trace_dir.value)
+    from fastapi_e2e.diagnosis import artifact
+    from fastapi_e2e.diagnosis import report as report_module
+
     stem = artifact.trace_stem(directory, item.nodeid, worker)
     report_module.write_trace_files(
         test.recording,
@@ -290,6 +295,8 @@ def _explain(item: pytest.Item, exc: BaseException) -> None:
     _add_note(exc, notes.explain(exc))
     test = item.stash.get(fixtures.TEST_KEY, None)
     if test is not None and not isinstance(exc, pytest.skip.Exception):
+        from fastapi_e2e.diagnosis import report as report_module
+
         _add_note(exc, report_module.server_error_note(test.recording))
 
 
@@ -311,6 +318,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         raise
     test = item.stash.get(fixtures.TEST_KEY, None)
     if test is not None and item.config.stash[fixtures.SETTINGS_KEY].strict_server_errors.value:
+        from fastapi_e2e.diagnosis import report as report_module
+
         failure = report_module.strict_failure(test.recording)
         if failure is not None:
             pytest.fail(failure, pytrace=False)

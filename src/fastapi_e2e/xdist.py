@@ -17,14 +17,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.engine import URL, make_url
+from typing import TYPE_CHECKING, Any
 
 from fastapi_e2e.config import Settings
-from fastapi_e2e.database.cluster import EmbeddedCluster, status_file
 from fastapi_e2e.errors import CONTROLLER_CLUSTER_TIMEOUT, ClusterStartError, E2EError
-from fastapi_e2e.harness import start_cluster
+
+if TYPE_CHECKING:  # the cluster code (asyncpg, SQLAlchemy) loads when a cluster starts
+    from sqlalchemy.engine import URL
+
+    from fastapi_e2e.database.cluster import EmbeddedCluster
 
 # Keys of xdist's workerinput (controller to worker) and workeroutput (back).
 CLUSTER_URL = "fastapi_e2e_cluster_url"
@@ -47,8 +48,8 @@ class WorkerInfo:
     """The worker's id (``gw0``), part of its test database's name."""
     run_id: str
     """Shared by the run's workers: ``--e2e-create-db`` rebuilds once per run."""
-    cluster_url: URL | None
-    """The controller's embedded cluster (None when an existing server is used)."""
+    cluster_url: str | None
+    """The controller's embedded cluster's URL (None when an existing server is used)."""
     cluster_error: str | None = None
     """Why the controller could not start that cluster, reported by the first test."""
     cluster_status: Path | None = None
@@ -66,14 +67,17 @@ class WorkerInfo:
         """
         if self.cluster_error is not None or self.cluster_url is None:
             raise ClusterStartError(self.cluster_error or "no cluster URL from the controller")
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.cluster_url)
         if self.cluster_status is None:
-            return self.cluster_url
+            return url
         deadline = time.monotonic() + WAIT_TIMEOUT
         while True:
             with contextlib.suppress(OSError):
                 status = self.cluster_status.read_text()
                 if status == READY:
-                    return self.cluster_url
+                    return url
                 if status:
                     raise ClusterStartError(status)
             if time.monotonic() > deadline:
@@ -92,7 +96,7 @@ def worker_info(workerinput: dict[str, Any]) -> WorkerInfo:
     return WorkerInfo(
         name=str(workerinput.get("workerid", "gw")),
         run_id=str(workerinput.get(RUN_ID) or secrets.token_hex(4)),
-        cluster_url=make_url(url) if url else None,
+        cluster_url=str(url) if url else None,
         cluster_error=workerinput.get(CLUSTER_ERROR),
         cluster_status=Path(status) if status else None,
     )
@@ -140,6 +144,9 @@ class XdistController:
 
     def _start(self) -> None:
         """Settle the cluster's URL now; start the server in a thread that owns it."""
+        from fastapi_e2e.database.cluster import status_file
+        from fastapi_e2e.harness import start_cluster
+
         try:
             cluster = start_cluster(self.settings)
             cluster.prepare()

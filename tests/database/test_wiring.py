@@ -209,10 +209,10 @@ def test_without_the_harness_engines_keep_their_pool_limits(pytester: pytest.Pyt
 
 
 def test_a_usage_error_gives_the_dialect_names_back(pytester: pytest.Pytester) -> None:
-    from fastapi_e2e.database import dialects
+    from fastapi_e2e.database import registration
 
-    before = dialects._registrations
+    before = registration._users
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = session\n")
     result = pytester.runpytest_inprocess("--e2e-db-url", "notaurl://x")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert dialects._registrations == before
+    assert registration._users == before

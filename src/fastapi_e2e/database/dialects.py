@@ -7,15 +7,15 @@ SQLAlchemy's own, with two additions: the engine is announced to the active wiri
 when it is created, and ``connect()`` asks that wiring where to connect. With no
 wiring active (before the run, after it) they are SQLAlchemy's dialects unchanged.
 
-The names are registered with ``sqlalchemy.dialects.registry``, the public way to
-supply a dialect; registered names are looked up before the built-in ones.
+``registration.py`` registers the names with ``sqlalchemy.dialects.registry``, the
+public way to supply a dialect; registered names are looked up before the built-in
+ones.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg, PGDialectAsync_psycopg
 from sqlalchemy.engine import Engine
@@ -114,30 +114,3 @@ class PsycopgDialect(PGDialect_psycopg):
     @classmethod
     def get_async_dialect_cls(cls, url: Any) -> type[AsyncPsycopgDialect]:
         return AsyncPsycopgDialect
-
-
-_NAMES = {
-    "postgresql.asyncpg": "AsyncpgDialect",
-    "postgresql.psycopg": "PsycopgDialect",
-    "postgresql.psycopg_async": "AsyncPsycopgDialect",
-}
-_registrations = 0
-
-
-def register() -> None:
-    """Make the registered names ours (counted: pytester runs pytest inside pytest)."""
-    global _registrations
-    if _registrations == 0:
-        for name, cls in _NAMES.items():
-            registry.register(name, __name__, cls)
-    _registrations += 1
-
-
-def deregister() -> None:
-    """Give the names back to SQLAlchemy's built-in dialects when the last user ends."""
-    global _registrations
-    _registrations = max(_registrations - 1, 0)
-    if _registrations == 0:
-        for name in _NAMES:
-            if name in registry.impls:
-                registry.deregister(name)

@@ -64,7 +64,7 @@ async def connect_admin(url: URL, timeout: float = CONNECT_TIMEOUT) -> asyncpg.C
     kwargs = asyncpg_connect_kwargs(url)
     try:
         # The harness's own admin work: past the run's guard on raw app connections.
-        connect = compat.ORIGINAL_ASYNCPG_CONNECT
+        connect = compat.original_asyncpg_connect()
         return await asyncio.wait_for(connect(**kwargs, timeout=timeout), timeout)
     except (
         asyncpg.InvalidPasswordError,

@@ -334,7 +334,7 @@ class Wiring:
         params = {**kept, **target}
         if dialect.driver == "asyncpg":
             # Past the raw-connection guard: these connections are the wired ones.
-            params.setdefault("async_creator_fn", compat.ORIGINAL_ASYNCPG_CONNECT)
+            params.setdefault("async_creator_fn", compat.original_asyncpg_connect())
         if role == "harness":
             return connect(**params)
         root = role == "root"

@@ -1,0 +1,99 @@
+"""Register the wired dialects (``dialects.py``) with SQLAlchemy, without importing it.
+
+Importing SQLAlchemy costs a pytest run that never uses the harness a few hundred
+milliseconds, so the plugin does not: if SQLAlchemy's dialect registry is already
+loaded the names are registered now, otherwise right after it loads (an import hook
+that wraps the loading of ``sqlalchemy.dialects`` and is gone once it fired). Either
+way the names are ours before the app makes its first engine.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+from types import ModuleType
+from typing import Any
+
+NAMES = {
+    "postgresql.asyncpg": "AsyncpgDialect",
+    "postgresql.psycopg": "PsycopgDialect",
+    "postgresql.psycopg_async": "AsyncPsycopgDialect",
+}
+_MODULE = "fastapi_e2e.database.dialects"
+_REGISTRY = "sqlalchemy.dialects"
+
+_users = 0
+_applied = False
+
+
+def register() -> None:
+    """Counted: a pytester run inside a test registers and deregisters too."""
+    global _users
+    _users += 1
+    if _users > 1:
+        return
+    if _REGISTRY in sys.modules:
+        _apply()
+    else:
+        sys.meta_path.insert(0, _AfterLoading())
+
+
+def deregister() -> None:
+    global _users, _applied
+    _users = max(_users - 1, 0)
+    if _users:
+        return
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AfterLoading)]
+    if _applied:
+        from sqlalchemy.dialects import registry
+
+        for name in NAMES:
+            if name in registry.impls:
+                registry.deregister(name)
+        _applied = False
+
+
+def registered() -> bool:
+    """Whether the names are (or will be, once SQLAlchemy loads) ours."""
+    return _users > 0
+
+
+def _apply() -> None:
+    global _applied
+    from sqlalchemy.dialects import registry
+
+    for name, cls in NAMES.items():  # loaded lazily: registering imports nothing
+        registry.register(name, _MODULE, cls)
+    _applied = True
+
+
+class _AfterLoading(importlib.abc.MetaPathFinder):
+    """Finds ``sqlalchemy.dialects`` like the import system would, and registers the
+    names once that module has run."""
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != _REGISTRY:
+            return None
+        sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _RegisteringLoader(spec.loader)
+        return spec
+
+
+class _RegisteringLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)  # type: ignore[no-any-return]
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        if _users:
+            _apply()
