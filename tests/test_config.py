@@ -101,7 +101,9 @@ def test_summary_says_what_was_started_and_how_long_it_took(shop: pytest.Pyteste
     result.stdout.fnmatch_lines(
         [
             "fastapi-e2e: postgresql+asyncpg://*; schema template e2e_tpl_* *; test database "
-            "e2e_*; started in * s (server * s, schema key * s, template * s, clone * s, app * s)"
+            "e2e_* via postgresql+asyncpg; db_session: the app's async_sessionmaker "
+            "(AsyncSession); started in * s (server * s, schema key * s, template * s, "
+            "clone * s, app * s)"
         ]
     )
 

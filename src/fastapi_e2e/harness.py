@@ -207,6 +207,7 @@ class E2ERun:
             f"schema template {database.template_name} {template}",
             f"test database {self.url.database} via {self.driver}"
             + ("" if self.loop_name.startswith("asyncio.") else f" on event loop {self.loop_name}"),
+            f"db_session: {self.session_source}",
             f"started in {total:.2f} s ({took})",
         ]
         if database.stale_dropped:

@@ -27,4 +27,6 @@ def test_exec_works_in_routes_and_in_the_test(real_app) -> None:  # type: ignore
             assert (await db_session.exec(select(Hero))).all() == []
         """
     )
-    tester.runpytest_subprocess("--random-order").assert_outcomes(passed=3)
+    result = tester.runpytest_subprocess("--random-order")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*db_session: sqlmodel.ext.asyncio.session.AsyncSession*"])
