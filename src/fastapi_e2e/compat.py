@@ -76,6 +76,19 @@ def restore_overflow_limit(pool: Any, previous: Any) -> None:
         pool._max_overflow = previous
 
 
+def deregister_dialect(registry: Any, name: str) -> None:
+    """Give a dialect name back to SQLAlchemy's built-in one.
+
+    Why private: ``registry.deregister`` exists only from SQLAlchemy 2.1; 2.0 keeps
+    the registered loaders in the ``impls`` dict it looks in first.
+    """
+    if hasattr(registry, "deregister"):
+        if name in registry.impls:
+            registry.deregister(name)
+    else:  # SQLAlchemy 2.0
+        registry.impls.pop(name, None)
+
+
 def fetched_row_count(cursor: Any) -> int | None:
     """How many rows a SELECT returned, for the report, from the asyncpg adapter's cursor.
 

@@ -16,6 +16,8 @@ import sys
 from types import ModuleType
 from typing import Any
 
+from fastapi_e2e import compat
+
 NAMES = {
     "postgresql.asyncpg": "AsyncpgDialect",
     "postgresql.psycopg": "PsycopgDialect",
@@ -50,8 +52,7 @@ def deregister() -> None:
         from sqlalchemy.dialects import registry
 
         for name in NAMES:
-            if name in registry.impls:
-                registry.deregister(name)
+            compat.deregister_dialect(registry, name)
         _applied = False
 
 

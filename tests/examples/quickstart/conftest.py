@@ -1,4 +1,5 @@
 import pytest
+
 from fastapi_e2e import E2EConfig
 
 

@@ -1,6 +1,5 @@
-from sqlalchemy import func, select
-
 from myapp import User
+from sqlalchemy import func, select
 
 
 async def test_create_user(client, db_session):
