@@ -311,12 +311,12 @@ def main() -> None:
         rows.append(
             (
                 "plugin installed, run not using it (`pytest --co`, 1 test)",
-                f"+{unused_cost * 1000:.0f} ms",
+                f"{unused_cost * 1000:+.0f} ms",
                 f"median of paired differences; without the plugin "
                 f"{statistics.median(without):.2f} s",
             )
         )
-        print(f"  +{unused_cost * 1000:.0f} ms", flush=True)
+        print(f"  {unused_cost * 1000:+.0f} ms", flush=True)
 
         print("start-up (harness's own 'started in'), median of", options.repeat, "runs:")
         one = work / "one"

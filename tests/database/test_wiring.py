@@ -216,3 +216,24 @@ def test_a_usage_error_gives_the_dialect_names_back(pytester: pytest.Pytester) -
     result = pytester.runpytest_inprocess("--e2e-db-url", "notaurl://x")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert registration._users == before
+
+
+def test_an_autocommit_app_engine_does_not_make_the_test_commit(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        # Made at collection, before the shop's own: the app's first engine, whose
+        # driver and options the tests' connections copy (not its isolation level).
+        OLAP = "postgresql+asyncpg://r@olap/r"
+        reporting = create_async_engine(OLAP, isolation_level="AUTOCOMMIT")
+
+        async def test_1_writes(db_session):
+            await db_session.execute(text("INSERT INTO things (name) VALUES ('kept?')"))
+
+        async def test_2_nothing_kept(db_session):
+            assert await db_session.scalar(text("SELECT count(*) FROM things")) == 0
+        """
+    )
+    shop.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)
