@@ -44,6 +44,19 @@ def test_pytest_asyncio_reads_the_loop_scope_attribute() -> None:
     assert getattr(fixture_function, compat.LOOP_SCOPE_ATTRIBUTE) == "module"
 
 
+@pytest.fixture
+def wrapped_tmp_path(tmp_path: object) -> object:
+    return tmp_path
+
+
+def test_pytest_fixture_definitions_of_an_item(
+    request: pytest.FixtureRequest, wrapped_tmp_path: object
+) -> None:
+    definitions = compat.fixture_functions(request.node, "wrapped_tmp_path")
+    assert [function.__name__ for function, _ in definitions] == ["wrapped_tmp_path"]
+    assert definitions[0][1] == ("tmp_path",)
+
+
 def test_pytest_item_request(request: pytest.FixtureRequest) -> None:
     item_request = compat.item_request(request.node)
     assert isinstance(item_request, pytest.FixtureRequest)

@@ -177,16 +177,18 @@ the tests; pytest-asyncio reads only this attribute and offers no hook to set it
 """
 
 
-def fixture_function(item: Any, name: str) -> Any:
-    """The function of the fixture ``name`` resolves to for ``item`` (None if none).
+def fixture_functions(item: Any, name: str) -> list[Any]:
+    """The functions of the fixtures named ``name`` visible to ``item``, the one the test
+    gets last; earlier ones are reached when a later one asks for ``name`` itself (a
+    project's ``client`` fixture wrapping the harness's).
 
     Why private: a project may define its own ``client`` or ``app`` fixture, or
     parametrize an argument of that name; whether the test uses the harness's is known
-    only from the fixture pytest resolved, which pytest keeps in ``_fixtureinfo``.
+    only from the fixtures pytest resolved, which it keeps in ``_fixtureinfo``.
     """
     info = getattr(item, "_fixtureinfo", None)
     definitions = info.name2fixturedefs.get(name) if info is not None else None
-    return definitions[-1].func if definitions else None
+    return [(d.func, d.argnames) for d in definitions] if definitions else []
 
 
 def item_request(item: Any) -> Any:

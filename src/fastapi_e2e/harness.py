@@ -28,7 +28,7 @@ from fastapi_e2e.client.app import AppUnderTest
 from fastapi_e2e.client.sync import LoopTransport
 from fastapi_e2e.client.transport import TimeoutASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
-from fastapi_e2e.database import guard, schema, sessions, wiring
+from fastapi_e2e.database import guard, registration, schema, sessions, wiring
 from fastapi_e2e.database.binaries import find_binaries
 from fastapi_e2e.database.cache import SnapshotCache, default_cache_dir
 from fastapi_e2e.database.cluster import EmbeddedCluster
@@ -126,6 +126,7 @@ class E2ERun:
         self.timings.update(database.timings)
         self._stack.push_async_callback(dispose_app_engines)
 
+        registration.ensure()  # the app's engines are about to be made
         self.sessionmakers = [
             resolve(maker, "sessionmakers") for maker in self.config.sessionmakers
         ]

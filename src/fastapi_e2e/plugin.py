@@ -197,14 +197,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     name the project defines or parametrizes)."""
     for item in items:
         names = _PER_TEST_FIXTURES.intersection(getattr(item, "fixturenames", ()))
-        if any(_is_harness_fixture(compat.fixture_function(item, name)) for name in names):
+        if any(_resolves_to_harness(item, name) for name in names):
             item.stash[fixtures.USES_HARNESS_KEY] = True
             if isinstance(item, pytest.Function) and not _is_async_test(item):
                 item.stash[fixtures.SYNC_TEST_KEY] = True
 
 
-def _is_harness_fixture(function: Any) -> bool:
-    return getattr(function, "__module__", None) == fixtures.__name__
+def _resolves_to_harness(item: pytest.Item, name: str) -> bool:
+    """Whether the fixture ``name`` the test gets is the harness's, or one of the
+    project's that wraps it (asks for ``name`` itself)."""
+    for function, argnames in reversed(compat.fixture_functions(item, name)):
+        if getattr(function, "__module__", None) == fixtures.__name__:
+            return True
+        if name not in argnames:
+            return False
+    return False
 
 
 @pytest.hookimpl(hookwrapper=True)

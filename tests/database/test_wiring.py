@@ -166,7 +166,7 @@ def test_an_inner_run_leaves_the_process_as_it_found_it(shop: pytest.Pytester) -
         names = ("postgresql.asyncpg", "postgresql.psycopg")
         return (
             event.contains(Session, "do_orm_execute", sessions._refresh_on_select),
-            {name: registry.impls.get(name) for name in names},
+            {name: registry.load(name).__module__ for name in names},
             asyncpg.connect,
             list(wiring._active),
         )
@@ -237,3 +237,24 @@ def test_an_autocommit_app_engine_does_not_make_the_test_commit(shop: pytest.Pyt
         """
     )
     shop.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_dialect_names_survive_a_reimport_of_sqlalchemy(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import importlib, sys
+
+        def test_reload_and_fresh_import():
+            import sqlalchemy.dialects
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            def ours():
+                engine = create_async_engine("postgresql+asyncpg://u@h/db")
+                return type(engine.sync_engine.dialect).__module__
+
+            assert ours() == "fastapi_e2e.database.dialects"
+            importlib.reload(sqlalchemy.dialects)
+            assert ours() == "fastapi_e2e.database.dialects"
+        """
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)

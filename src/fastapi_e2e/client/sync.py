@@ -9,6 +9,7 @@ sync ASGI transport; this is the few lines that bridge its sync API to the async
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import httpx
 
@@ -21,31 +22,37 @@ class LoopTransport(httpx.BaseTransport):
     ) -> None:
         self.transport = transport
         self.loop = loop
+        self._lock = threading.Lock()  # threads of a sync test take turns on the loop
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self.loop.is_running():
+        if self.loop.is_running() and not self._lock.locked():
             raise RuntimeError(
                 "The harness's sync client was used while its event loop runs (from async "
                 "code): use the async client there."
             )
-        return self.loop.run_until_complete(self._send(request))
+        with self._lock:
+            return self.loop.run_until_complete(self._send(request))
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()  # a sync request's body, sent as bytes
+        body = request.read()  # a sync request's body (a generator's too), as bytes
+        headers = httpx.Headers(request.headers)
+        for name in ("transfer-encoding", "content-length"):  # httpx sets them for bytes
+            headers.pop(name, None)
         async_request = httpx.Request(
             request.method,
             request.url,
-            headers=request.headers,
+            headers=headers,
             content=body,
             extensions=request.extensions,
         )
         response = await self.transport.handle_async_request(async_request)
-        content = await response.aread()
+        # The raw bytes: the sync client decodes them (gzip) once, as it would a server's.
+        raw = b"".join([chunk async for chunk in response.aiter_raw()])
         await response.aclose()
         return httpx.Response(
             response.status_code,
             headers=response.headers,
-            content=content,
+            content=raw,
             extensions=response.extensions,
             request=request,
         )

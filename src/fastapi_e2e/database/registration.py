@@ -13,6 +13,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -38,8 +39,7 @@ def register() -> None:
         return
     if _REGISTRY in sys.modules:
         _apply()
-    else:
-        sys.meta_path.insert(0, _AfterLoading())
+    sys.meta_path.insert(0, _AfterLoading())
 
 
 def deregister() -> None:
@@ -71,17 +71,24 @@ def _apply() -> None:
 
 
 class _AfterLoading(importlib.abc.MetaPathFinder):
-    """Finds ``sqlalchemy.dialects`` like the import system would, and registers the
-    names once that module has run."""
+    """Finds ``sqlalchemy.dialects`` as the import system would, and registers the names
+    each time that module runs (again after a reload, or a fresh import once
+    ``sys.modules`` was cleaned). Installed from ``register()`` to ``deregister()``."""
+
+    def __init__(self) -> None:
+        self._finding = threading.local()
 
     def find_spec(
         self, fullname: str, path: Any = None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != _REGISTRY:
+        if fullname != _REGISTRY or getattr(self._finding, "active", False):
             return None
-        sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
+        self._finding.active = True  # the search below must not come back here
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        finally:
+            self._finding.active = False
+        if spec is None or spec.loader is None or isinstance(spec.loader, _RegisteringLoader):
             return spec
         spec.loader = _RegisteringLoader(spec.loader)
         return spec
@@ -91,10 +98,21 @@ class _RegisteringLoader(importlib.abc.Loader):
     def __init__(self, loader: Any) -> None:
         self.loader = loader
 
+    def __getattr__(self, name: str) -> Any:  # resources, get_data, ...: the original's
+        return getattr(self.loader, name)
+
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self.loader.create_module(spec)  # type: ignore[no-any-return]
+        create = getattr(self.loader, "create_module", None)
+        return create(spec) if create is not None else None
 
     def exec_module(self, module: ModuleType) -> None:
         self.loader.exec_module(module)
         if _users:
             _apply()
+
+
+def ensure() -> None:
+    """Register again if the registry in use lacks the names (another import hook ran
+    first, the module was replaced): called before the harness imports the app."""
+    if _users and _REGISTRY in sys.modules:
+        _apply()  # three dictionary entries: cheaper than finding out whose they are
