@@ -56,11 +56,6 @@ def deregister() -> None:
         _applied = False
 
 
-def registered() -> bool:
-    """Whether the names are (or will be, once SQLAlchemy loads) ours."""
-    return _users > 0
-
-
 def _apply() -> None:
     global _applied
     from sqlalchemy.dialects import registry

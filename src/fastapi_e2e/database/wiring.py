@@ -103,20 +103,22 @@ def _set_up(dbapi_connection: Any, connection_record: Any) -> None:
         dbapi_connection.ready = True
 
 
-def primary_engine() -> Engine | None:
-    """The app's oldest live engine (whose driver and options the tests' connections
-    copy), found without building a list: this runs for every test."""
+def _live_app_engines() -> Iterator[Engine]:
     for ref in _created:
         engine = ref()
         if engine is not None and getattr(engine.dialect, "e2e_role", "") == "app":
-            return engine
-    return None
+            yield engine
+
+
+def primary_engine() -> Engine | None:
+    """The app's oldest live engine, whose driver and options the tests' connections
+    copy (this runs for every test: no list is built)."""
+    return next(_live_app_engines(), None)
 
 
 def app_engines() -> list[Engine]:
     """The live wired engines of the app (not the harness's own), oldest first."""
-    engines = [ref() for ref in _created]
-    return [e for e in engines if e is not None and getattr(e.dialect, "e2e_role", "") == "app"]
+    return list(_live_app_engines())
 
 
 def active() -> Wiring | None:
