@@ -57,6 +57,14 @@ def pg_cluster() -> Iterator[EmbeddedCluster]:
 
 @pytest.fixture
 def server_url(pg_cluster: EmbeddedCluster) -> str:
+    """The outer cluster as an existing server, the way users give one: over TCP with
+    a password."""
+    return f"postgresql://postgres:{pg_cluster.password}@127.0.0.1:{pg_cluster.port}/postgres"
+
+
+@pytest.fixture
+def socket_server_url(pg_cluster: EmbeddedCluster) -> str:
+    """The outer cluster through its socket, where any role logs in without a password."""
     return pg_cluster.url.render_as_string(hide_password=False)
 
 

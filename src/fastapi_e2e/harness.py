@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import time
 import weakref
@@ -29,13 +30,14 @@ from fastapi_e2e.client.sync import LoopTransport
 from fastapi_e2e.client.transport import TimeoutASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
 from fastapi_e2e.database import guard, registration, schema, sessions, wiring
+from fastapi_e2e.database.address import Address, settle
 from fastapi_e2e.database.binaries import find_binaries
 from fastapi_e2e.database.cache import SnapshotCache, default_cache_dir
 from fastapi_e2e.database.cluster import EmbeddedCluster
 from fastapi_e2e.database.gate import app_code
 from fastapi_e2e.database.provision import SchemaSource, TestDatabase
 from fastapi_e2e.database.transaction import TestTransaction
-from fastapi_e2e.database.urls import env_value, mask
+from fastapi_e2e.database.urls import mask
 from fastapi_e2e.diagnosis import record
 from fastapi_e2e.errors import ConfigError
 from fastapi_e2e.importing import resolve
@@ -55,11 +57,21 @@ class E2ERun:
     """
 
     def __init__(
-        self, config: E2EConfig, settings: Settings, worker: WorkerInfo | None = None
+        self,
+        config: E2EConfig,
+        settings: Settings,
+        worker: WorkerInfo | None = None,
+        address: Address | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
         self.worker = worker
+        self.address = address or settle(
+            str(settings.db_url.value) if settings.db_url.value is not None else None,
+            worker.name if worker is not None else None,
+        )
+        """Where the test database will be, settled before the server starts: the
+        embedded cluster's TCP port and password, and the database's name."""
         self.timings: dict[str, float] = {}
         self.description = ""
         self.cluster: EmbeddedCluster | None = None
@@ -104,24 +116,29 @@ class E2ERun:
         schema_source = self._schema_source()
         database = TestDatabase(
             admin_url,
-            _BuiltThroughWiring(schema_source) if schema_source is not None else None,
+            _BuiltThroughWiring(schema_source, self._environment)
+            if schema_source is not None
+            else None,
             drop=not embedded,
             clean_stale=not embedded,
             rebuild=bool(self.settings.create_db.value),
             run_id=self.worker.run_id if self.worker is not None else None,
-            label=self.worker.name if self.worker is not None else "",
+            name=self.address.database,
         )
         self.database = database
         self.url: URL = database.url
         # Every engine of the registered dialects connects here from now on, and
         # during a test into its transaction; entered before the database so that it
         # is left after the app's engines are disposed and before the database drops.
-        self.wiring = self._stack.enter_context(wiring.Wiring(self.url))
+        self.test_code_url = self._test_code_url(embedded)
+        self.wiring = self._stack.enter_context(wiring.Wiring(self.url, self.test_code_url))
         self._stack.enter_context(sessions.fresh_reads())
         self._stack.enter_context(guard.raw_connections_guarded())
-        if (name := self.config.database_url_env) is not None:
+        if templates := self.config.environment_templates():
             # Inline, not in a local: `pytest -l` would print a local with the password.
-            self._stack.enter_context(mock.patch.dict(os.environ, {name: env_value(self.url)}))
+            self._stack.enter_context(
+                mock.patch.dict(os.environ, self.address.environment(templates))
+            )
         await self._stack.enter_async_context(database)
         self.timings.update(database.timings)
         self._stack.push_async_callback(dispose_app_engines)
@@ -172,6 +189,26 @@ class E2ERun:
             with contextlib.suppress(Exception):  # only a head start: a test reports it
                 async with AsyncEngine(engine).connect():
                     pass
+
+    def _test_code_url(self, embedded: bool) -> URL:
+        """What ``e2e_database_url`` gives the test code: on the embedded cluster the
+        TCP address with the run's password, which any client (a DSN string, psql, a
+        subprocess) can use; on a given server, the server's URL."""
+        if not embedded and self.settings.server_url() is not None:
+            return self.url
+        return URL.create(
+            "postgresql+asyncpg",
+            username=self.address.user,
+            password=self.address.password,
+            host=self.address.host,
+            port=self.address.port,
+            database=self.url.database,
+        )
+
+    def _environment(self, database: str) -> dict[str, str]:
+        """The configured variables rendered for ``database``."""
+        templates = self.config.environment_templates()
+        return dataclasses.replace(self.address, database=database).environment(templates)
 
     def root_engine(self) -> AsyncEngine:
         """The harness's engine for tests' connections: the driver and options of the
@@ -230,7 +267,9 @@ class E2ERun:
             cluster_url = await self.worker.wait_for_cluster()
             self.description = f"embedded cluster of the xdist controller, {self.worker.name}"
             return cluster_url, False
-        self.cluster = await self._stack.enter_async_context(start_cluster(self.settings))
+        self.cluster = await self._stack.enter_async_context(
+            start_cluster(self.settings, self.address)
+        )
         return self.cluster.url, True
 
     def _schema_source(self) -> SchemaSource | None:
@@ -245,16 +284,20 @@ class E2ERun:
 
 
 class _BuiltThroughWiring:
-    """The schema source, built with the wiring pointed at the template database.
+    """The schema source, built with the wiring and the configured environment
+    variables pointed at the template database.
 
     So an Alembic ``env.py`` that builds its engine from the app's settings, or
-    imports the app's engine, migrates the template whatever URL it computed; the
-    app's engines that connected meanwhile are disposed, so none stays connected to
-    the template (PostgreSQL refuses to copy a database that has connections).
+    imports the app's engine, migrates the template whatever URL it computed, and
+    one that reads the URL from the environment (even into a sync engine) gets the
+    template's; the app's engines that connected meanwhile are disposed, so none
+    stays connected to the template (PostgreSQL refuses to copy a database that
+    has connections).
     """
 
-    def __init__(self, source: SchemaSource) -> None:
+    def __init__(self, source: SchemaSource, environment: Callable[[str], dict[str, str]]) -> None:
         self.source = source
+        self.environment = environment
         self.description = source.description
 
     def key(self) -> str:
@@ -262,14 +305,16 @@ class _BuiltThroughWiring:
 
     async def build(self, url: URL) -> None:
         active = wiring.active()
-        if active is None:
-            await self.source.build(url)
-            return
-        with active.redirected(url):
-            try:
+        assert url.database is not None
+        with mock.patch.dict(os.environ, self.environment(url.database)):
+            if active is None:
                 await self.source.build(url)
-            finally:
-                await dispose_app_engines()
+                return
+            with active.redirected(url):
+                try:
+                    await self.source.build(url)
+                finally:
+                    await dispose_app_engines()
 
 
 async def dispose_app_engines() -> None:
@@ -310,13 +355,19 @@ def _root_engine_like(primary: Engine | None, url: URL) -> AsyncEngine:
     return engine
 
 
-def start_cluster(settings: Settings) -> EmbeddedCluster:
-    """The embedded cluster the settings ask for, restored from the cache if any."""
+def start_cluster(settings: Settings, address: Address) -> EmbeddedCluster:
+    """The embedded cluster the settings ask for, restored from the cache if any,
+    listening on ``address``'s port with its password."""
     bindir = settings.pg_bindir
     binaries = find_binaries(bindir.value, source=f"PG_BINDIR/e2e_pg_bindir ({bindir.source})")
     cache_dir = settings.cache_dir.value
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return EmbeddedCluster(binaries, cache=SnapshotCache(root, binaries.postgres))
+    return EmbeddedCluster(
+        binaries,
+        cache=SnapshotCache(root, binaries.postgres),
+        port=address.port,
+        password=address.password,
+    )
 
 
 class E2ETest:

@@ -25,6 +25,7 @@ from fastapi_e2e.errors import CONTROLLER_CLUSTER_TIMEOUT, ClusterStartError, E2
 if TYPE_CHECKING:  # the cluster code (asyncpg, SQLAlchemy) loads when a cluster starts
     from sqlalchemy.engine import URL
 
+    from fastapi_e2e.database.address import Address
     from fastapi_e2e.database.cluster import EmbeddedCluster
 
 # Keys of xdist's workerinput (controller to worker) and workeroutput (back).
@@ -118,8 +119,11 @@ class XdistController:
     run id, with which the workers rebuild the template once for ``--e2e-create-db``.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, address: Address) -> None:
         self.settings = settings
+        self.address = address
+        """The cluster's port and password, settled (and handed to the workers through
+        their environment) before they started."""
         self.run_id = secrets.token_hex(4)
         self.cluster: EmbeddedCluster | None = None
         self.error: str | None = None
@@ -148,7 +152,7 @@ class XdistController:
         from fastapi_e2e.harness import start_cluster
 
         try:
-            cluster = start_cluster(self.settings)
+            cluster = start_cluster(self.settings, self.address)
             cluster.prepare()
         except (E2EError, OSError) as exc:  # each worker's first harness test reports it
             self.error = str(exc)

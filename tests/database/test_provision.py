@@ -108,9 +108,10 @@ def test_unreachable_server_fails_fast_with_masked_url(
 
 
 def test_unknown_role_is_reported_as_a_login_failure(
-    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, server_url: str
+    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, socket_server_url: str
 ) -> None:
-    monkeypatch.setenv("E2E_DATABASE_URL", server_url.replace("postgres@", "ghost:pw@", 1))
+    url = socket_server_url.replace("postgres@", "ghost:pw@", 1)
+    monkeypatch.setenv("E2E_DATABASE_URL", url)
     shop.makepyfile("async def test_needs_db(client):\n    pass\n")
     result = shop.runpytest_subprocess(timeout=60)
     result.assert_outcomes(errors=1)
@@ -118,13 +119,13 @@ def test_unknown_role_is_reported_as_a_login_failure(
 
 
 def test_role_without_createdb_gets_the_grant_to_run(
-    shop: pytest.Pytester, admin: Admin, monkeypatch: pytest.MonkeyPatch, server_url: str
+    shop: pytest.Pytester, admin: Admin, monkeypatch: pytest.MonkeyPatch, socket_server_url: str
 ) -> None:
     admin.execute(
         "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'plain') "
         "THEN CREATE ROLE plain LOGIN NOCREATEDB; END IF; END $$"
     )
-    monkeypatch.setenv("E2E_DATABASE_URL", server_url.replace("postgres@", "plain@", 1))
+    monkeypatch.setenv("E2E_DATABASE_URL", socket_server_url.replace("postgres@", "plain@", 1))
     shop.makepyfile("async def test_needs_db(client):\n    pass\n")
     result = shop.runpytest_subprocess(timeout=60)
     result.assert_outcomes(errors=1)

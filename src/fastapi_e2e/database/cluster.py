@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster for one pytest run, on a private Unix socket.
+"""A throwaway PostgreSQL cluster for one pytest run, on a private Unix socket and on
+a loopback TCP port that takes only the run's password.
 
 Hand-written rather than taken from pytest-postgresql or testing.postgresql because
 neither can run as root (initdb refuses root; we drop to an unprivileged user), tie
@@ -15,6 +16,7 @@ import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -26,6 +28,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import URL
 
+from fastapi_e2e.database.address import LOOPBACK, free_loopback_port
 from fastapi_e2e.database.binaries import PgBinaries
 from fastapi_e2e.database.cache import SnapshotCache
 from fastapi_e2e.database.provision import connect_admin, drop_database, pid_alive
@@ -35,6 +38,7 @@ from fastapi_e2e.errors import (
     INITDB_TIMEOUT,
     NO_UNPRIVILEGED_USER,
     SERVER_START_FAILED,
+    TCP_PORT_TAKEN,
     ClusterStartError,
     E2EError,
 )
@@ -49,7 +53,7 @@ _STATUS_OWNER = re.compile(r"-(\d+)\.status(?:\.partial)?$")
 
 # Durability buys nothing for a database that is thrown away after the run.
 SERVER_SETTINGS = {
-    "listen_addresses": "",
+    "listen_addresses": LOOPBACK,
     "fsync": "off",
     "full_page_writes": "off",
     "synchronous_commit": "off",
@@ -64,6 +68,12 @@ MAX_CACHED_TEMPLATES = 5
 # In the data directory: the templates a snapshot holds (name, oid), written when it
 # is saved, so a run can tell whether it built anything without asking at start-up.
 TEMPLATES_FILE = "e2e_templates.json"
+
+# The socket sits in a 0700 directory only the server's user and root can enter, so
+# it needs no password; anyone on the machine can reach 127.0.0.1, so TCP takes only
+# the run's own password, never trust.
+HBA_FILE = "pg_hba.conf"
+HBA_RULES = f"local all all trust\nhost all all {LOOPBACK}/32 scram-sha-256\n"
 
 
 def runtime_base_dir() -> Path:
@@ -146,8 +156,10 @@ class EmbeddedCluster:
     """Create, start and finally delete a private PostgreSQL cluster.
 
     ``async with EmbeddedCluster(binaries) as cluster:`` yields a running server whose
-    superuser URL is ``cluster.url``. The server listens only on a Unix socket in a
-    fresh directory, runs without durability, and is stopped and deleted on exit.
+    superuser URL is ``cluster.url``. The server listens on a Unix socket in a fresh
+    directory (no password) and on ``127.0.0.1:port`` (scram-sha-256 with ``password``;
+    both settled before it starts, chosen here unless given), runs without
+    durability, and is stopped and deleted on exit.
     """
 
     def __init__(
@@ -155,10 +167,15 @@ class EmbeddedCluster:
         binaries: PgBinaries,
         base_dir: Path | None = None,
         cache: SnapshotCache | None = None,
+        *,
+        port: int | None = None,
+        password: str | None = None,
     ) -> None:
         self.binaries = binaries
         self.base_dir = base_dir or runtime_base_dir()
         self.cache = cache
+        self.port = port
+        self.password = password
         self.run_dir: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.stale_removed: list[Path] = []
@@ -176,11 +193,12 @@ class EmbeddedCluster:
 
     @property
     def url(self) -> URL:
-        """SQLAlchemy URL of the superuser's ``postgres`` database."""
+        """SQLAlchemy URL of the superuser's ``postgres`` database, on the socket."""
         assert self.run_dir is not None
         return URL.create(
             "postgresql+asyncpg",
             username=SUPERUSER,
+            port=self.port,
             database="postgres",
             query={"host": str(self.run_dir)},
         )
@@ -193,11 +211,17 @@ class EmbeddedCluster:
         (the xdist controller hands it to the workers meanwhile)."""
         self.stale_removed = remove_stale_run_dirs(self.base_dir)
         self._user = _unprivileged_user()
+        if self.port is None:
+            self.port = free_loopback_port()
+        if self.password is None:
+            self.password = secrets.token_urlsafe(18)
         self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir=self.base_dir))
         try:
             (self.run_dir / OWNER_FILE).write_text(str(os.getpid()))
+            (self.run_dir / HBA_FILE).write_text(HBA_RULES)
             if self._user is not None:
                 os.chown(self.run_dir, self._user.pw_uid, self._user.pw_gid)
+                os.chown(self.run_dir / HBA_FILE, self._user.pw_uid, self._user.pw_gid)
         except BaseException:
             self.discard()
             raise
@@ -330,7 +354,12 @@ class EmbeddedCluster:
     async def _start(self, user: pwd.struct_passwd | None) -> None:
         assert self.run_dir is not None
         command = [str(self.binaries.postgres), "-D", str(self.datadir), "-k", str(self.run_dir)]
-        for name, value in SERVER_SETTINGS.items():
+        settings = {
+            **SERVER_SETTINGS,
+            "port": str(self.port),
+            "hba_file": str(self.run_dir / HBA_FILE),
+        }
+        for name, value in settings.items():
             command += ["-c", f"{name}={value}"]
         log = open(self.run_dir / "server.log", "wb")  # noqa: SIM115 - handed to the child
         parent = os.getpid()
@@ -355,6 +384,19 @@ class EmbeddedCluster:
                     )
                 ) from exc
         await self._wait_ready()
+        await self._set_password()
+
+    async def _set_password(self) -> None:
+        """Give the superuser the run's password, for TCP (a restored snapshot holds
+        the password of the run that saved it)."""
+        admin = await connect_admin(self.url)
+        try:
+            # ALTER ROLE takes no parameters: a quoted literal (standard_conforming_strings
+            # is on, so doubling quotes is the whole escaping).
+            literal = "'" + str(self.password).replace("'", "''") + "'"
+            await admin.execute(f"ALTER ROLE {SUPERUSER} PASSWORD {literal}")
+        finally:
+            await admin.close()
 
     async def _wait_ready(self) -> None:
         assert self.process is not None
@@ -377,6 +419,9 @@ class EmbeddedCluster:
             log = (self.run_dir / "server.log").read_text(errors="replace").strip()[-1500:]
         except OSError:
             log = "(no log)"
+        if "could not bind IPv4 address" in log:
+            line = next(line for line in log.splitlines() if "could not bind" in line)
+            raise ClusterStartError(TCP_PORT_TAKEN.format(port=self.port, cause=line.strip()))
         raise ClusterStartError(
             SERVER_START_FAILED.format(postgres=self.binaries.postgres, reason=reason, log=log)
         )

@@ -102,6 +102,7 @@ class TestDatabase:
         run_id: str | None = None,
         label: str = "",
         clean_stale: bool = True,
+        name: str | None = None,
     ) -> None:
         self.admin_url = admin_url
         self.schema = schema
@@ -110,7 +111,7 @@ class TestDatabase:
         self.clean_stale = clean_stale
         self.run_id = run_id or secrets.token_hex(4)
         suffix = f"_{label}" if label else ""
-        self.name = f"{NAME_PREFIX}{secrets.token_hex(4)}{suffix}"
+        self.name = name or f"{NAME_PREFIX}{secrets.token_hex(4)}{suffix}"
         self.template_name = ""
         self.template_reused = False
         self.stale_dropped: list[str] = []
@@ -186,6 +187,13 @@ class TestDatabase:
             await admin.execute(
                 f"ALTER DATABASE {_quote(self.template_name)} "
                 "WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
+            )
+            # Connections the build left open (a sync engine's pool in env.py, which
+            # nothing disposes) would make every clone fail; they are the build's own.
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                self.template_name,
             )
         except BaseException:
             await drop_database(admin, self.template_name)

@@ -55,16 +55,3 @@ def asyncpg_connect_kwargs(url: URL) -> dict[str, Any]:
     args, kwargs = dialect.create_connect_args(url)  # type: ignore[no-untyped-call]
     assert not args
     return dict(kwargs)
-
-
-def env_value(url: URL) -> str:
-    """``url`` as the text an app reads from its environment, password included.
-
-    The embedded cluster's socket directory sits in the query (``?host=/dev/shm/...``),
-    which SQLAlchemy percent-encodes; left encoded, an Alembic ``env.py`` passing the
-    value to ``config.set_main_option`` fails on ConfigParser's ``%`` interpolation.
-    A ``/`` is valid in a query, so it is written plainly.
-    """
-    text = url.render_as_string(hide_password=False)
-    base, sep, query = text.partition("?")
-    return base + sep + query.replace("%2F", "/") if sep else text

@@ -90,7 +90,7 @@ def engine_created(engine: Engine) -> None:
     wiring = active()
     if wiring is None:
         return
-    if engine.url is wiring.url:
+    if engine.url is wiring.test_code_url:
         # Made from the URL object e2e_database_url hands out: the test code's own
         # connections, on purpose outside the test's transaction.
         engine.dialect.e2e_role = "harness"  # type: ignore[attr-defined]
@@ -279,8 +279,11 @@ def _test_of(pinned: PinnedConnection) -> TestTransaction | None:
 class Wiring:
     """The run's redirection of every wired engine to ``url``, and its listeners."""
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, test_code_url: URL | None = None) -> None:
         self.url = url
+        self.test_code_url = test_code_url or url
+        """The URL object ``e2e_database_url`` hands out: engines made from it are the
+        test code's own (not wired)."""
         self.test: TestTransaction | None = None
         """The running test (None between tests)."""
         self.escapes: list[E2EError] = []
