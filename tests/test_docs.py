@@ -12,24 +12,27 @@ QUICKSTART = ROOT / "tests" / "examples" / "quickstart"
 
 
 def _readme_blocks() -> dict[str, str]:
-    """Fenced Python blocks of the README whose first line is ``# <file name>``."""
+    """Fenced Python and TOML blocks of the README whose first line is ``# <file name>``."""
     text = (ROOT / "README.md").read_text()
     blocks = {}
-    for body in re.findall(r"```python\n(.*?)```", text, re.DOTALL):
+    for body in re.findall(r"```(?:python|toml)\n(.*?)```", text, re.DOTALL):
         first, _, rest = body.partition("\n")
-        if first.startswith("# ") and first[2:].strip().endswith(".py"):
+        if first.startswith("# ") and first[2:].strip().endswith((".py", ".toml")):
             blocks[first[2:].strip()] = rest
     return blocks
 
 
-@pytest.mark.parametrize("name", ["myapp.py", "conftest.py", "test_users.py"])
+@pytest.mark.parametrize("name", ["myapp.py", "pyproject.toml", "conftest.py", "test_users.py"])
 def test_readme_shows_the_quickstart_files_as_they_are(name: str) -> None:
     assert _readme_blocks().get(name) == (QUICKSTART / name).read_text()
 
 
+@pytest.mark.parametrize("configured_by", ["pyproject.toml", "conftest.py"])
 def test_quickstart_passes_on_the_embedded_cluster(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, configured_by: str
 ) -> None:
     monkeypatch.delenv("E2E_DATABASE_URL", raising=False)
     pytester.copy_example("quickstart")
+    other = {"pyproject.toml": "conftest.py", "conftest.py": "pyproject.toml"}[configured_by]
+    (pytester.path / other).unlink()
     pytester.runpytest_subprocess().assert_outcomes(passed=2)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi_e2e.errors import BAD_FLAG, BAD_TRACE_MODE, ConfigError
+from fastapi_e2e.errors import BAD_FLAG, BAD_INI_VALUE, BAD_TRACE_MODE, ConfigError
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only when a URL is given
     from sqlalchemy.engine import URL
@@ -54,7 +54,13 @@ class E2EConfig:
     sessionmakers: Sequence[Any] = ()
     """``async_sessionmaker`` objects (or import strings) the app uses outside DI."""
     database_url_env: str | None = None
-    """Environment variable set to the test database URL before the app is built."""
+    """Environment variable set to the test database's URL (``{url}``) when the run
+    starts; the same as ``env={name: "{url}"}``."""
+    env: Mapping[str, str] | None = None
+    """Environment variables the app's settings read, each a template of the test
+    database's address: ``{url}``, ``{driver}``, ``{host}``, ``{port}``, ``{user}``,
+    ``{password}``, ``{database}``. Set when the run starts and restored at its end;
+    the ``e2e_env`` ini key sets them before the conftests are imported."""
     lifespan_timeout: float | None = None
     """Seconds allowed for the app's startup and shutdown; None uses the option."""
     base_url: str | None = None
@@ -94,6 +100,10 @@ class E2EConfig:
                 f"E2EConfig.extensions is {self.extensions!r}; it must be a list of "
                 "extension names, e.g. extensions=['citext', 'pgcrypto']."
             )
+        if self.env is not None:
+            from fastapi_e2e.database.address import check_env_templates
+
+            check_env_templates(self.env, "E2EConfig.env")
         if self.base_url is not None:
             check_base_url(self.base_url)
         if self.headers is not None and not all(
@@ -103,6 +113,176 @@ class E2EConfig:
                 f"E2EConfig.headers is {self.headers!r}; it must map header names to "
                 "string values, e.g. headers={'content-type': 'application/json'}."
             )
+
+    def environment_templates(self) -> dict[str, str]:
+        """``database_url_env`` and ``env`` together, as name to template."""
+        return environment_templates(self.database_url_env, self.env)
+
+
+def environment_templates(
+    database_url_env: str | None, env: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The variables to set, name to template: ``env``'s, and ``{url}`` for
+    ``database_url_env`` (``env`` wins for the same name)."""
+    templates = {} if database_url_env is None else {database_url_env: "{url}"}
+    templates.update(env or {})
+    return templates
+
+
+@dataclass(frozen=True)
+class IniField:
+    """An E2EConfig field that can also be set as an ini key (``e2e_<field>``)."""
+
+    field: str
+    kind: Literal["string", "args", "linelist"]
+    help: str
+    example: str
+
+    @property
+    def key(self) -> str:
+        return "e2e_" + self.field
+
+
+INI_FIELDS = (
+    IniField(
+        "app",
+        "string",
+        "The app: import string of a FastAPI app or factory (E2EConfig.app).",
+        'e2e_app = "myapp.main:app"',
+    ),
+    IniField(
+        "metadata",
+        "string",
+        "Import string of the SQLAlchemy MetaData the schema is created from (E2EConfig.metadata).",
+        'e2e_metadata = "myapp.models:Base.metadata"',
+    ),
+    IniField(
+        "alembic_ini",
+        "string",
+        "Path to alembic.ini, relative to the ini file: "
+        "migrations build the schema (E2EConfig.alembic_ini).",
+        'e2e_alembic_ini = "alembic.ini"',
+    ),
+    IniField(
+        "extensions",
+        "args",
+        "PostgreSQL extensions created in the schema template (E2EConfig.extensions).",
+        'e2e_extensions = ["citext", "pgcrypto"]',
+    ),
+    IniField(
+        "setup_sql",
+        "string",
+        "SQL run in the template before the schema is built (E2EConfig.setup_sql).",
+        'e2e_setup_sql = "CREATE SCHEMA billing"',
+    ),
+    IniField(
+        "session_dependency",
+        "string",
+        "Import string of the dependency that yields "
+        "the app's sessions, a hint for db_session (E2EConfig.session_dependency).",
+        'e2e_session_dependency = "myapp.db:get_session"',
+    ),
+    IniField(
+        "sessionmakers",
+        "args",
+        "Import strings of the app's async_sessionmakers (E2EConfig.sessionmakers).",
+        'e2e_sessionmakers = ["myapp.db:SessionLocal"]',
+    ),
+    IniField(
+        "database_url_env",
+        "string",
+        "Environment variable set to the test "
+        "database's URL before the conftests are imported (E2EConfig.database_url_env).",
+        'e2e_database_url_env = "DATABASE_URL"',
+    ),
+    IniField(
+        "env",
+        "linelist",
+        "NAME=template lines: environment variables set before the "
+        "conftests are imported, templates of the test database's address with "
+        "{url} {driver} {host} {port} {user} {password} {database} (E2EConfig.env).",
+        'e2e_env = ["DATABASE__HOST={host}", "DATABASE__PORT={port}"]',
+    ),
+    IniField(
+        "base_url",
+        "string",
+        "The client's base URL; its host is sent as the Host header (E2EConfig.base_url).",
+        'e2e_base_url = "http://localhost/v1"',
+    ),
+    IniField(
+        "headers",
+        "linelist",
+        "'Name: value' lines: headers the client sends with every request (E2EConfig.headers).",
+        'e2e_headers = ["Content-Type: application/json"]',
+    ),
+)
+
+
+def config_from_ini(read: Callable[[str], Any], base_dir: Path) -> dict[str, Any]:
+    """The E2EConfig fields set by ini keys, converted (relative paths from ``base_dir``).
+
+    Raises ConfigError naming the key on a bad value.
+    """
+    values: dict[str, Any] = {}
+    for ini in INI_FIELDS:
+        raw = read(ini.key)
+        if raw is None or raw == "" or raw == []:
+            continue
+        if ini.field == "alembic_ini":
+            values["alembic_ini"] = str(base_dir / str(raw))
+        elif ini.field == "env":
+            from fastapi_e2e.database.address import parse_env_lines
+
+            values["env"] = parse_env_lines(list(raw), f"the ini key {ini.key}")
+        elif ini.field == "headers":
+            values["headers"] = _parse_headers(list(raw), ini)
+        elif ini.kind == "args":
+            values[ini.field] = tuple(raw)
+        else:
+            values[ini.field] = str(raw).strip()
+    if "metadata" in values and "alembic_ini" in values:
+        raise ConfigError(
+            "The ini keys e2e_metadata and e2e_alembic_ini are both set; the schema must "
+            "come from one of them. Keep e2e_alembic_ini if your migrations are the source "
+            "of truth, e2e_metadata otherwise."
+        )
+    return values
+
+
+def _parse_headers(lines: list[str], ini: IniField) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(
+                BAD_INI_VALUE.format(
+                    key=ini.key,
+                    value=line,
+                    why="each line must be 'Name: value'",
+                    example=ini.example,
+                )
+            )
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def with_ini(config: E2EConfig, ini: Mapping[str, Any]) -> E2EConfig:
+    """``config`` with the fields it leaves unset taken from the ini keys: a conftest's
+    E2EConfig wins field by field (its schema source as a whole), and the environment
+    variables of both are set (E2EConfig's template wins for the same name)."""
+    changes: dict[str, Any] = {}
+    ini_templates = environment_templates(ini.get("database_url_env"), ini.get("env"))
+    if ini_templates and (config.env is not None or config.database_url_env is not None):
+        changes["env"] = {**ini_templates, **environment_templates(None, config.env)}
+        ini = {k: v for k, v in ini.items() if k not in ("env", "database_url_env")}
+    for name, value in ini.items():
+        if name in ("metadata", "alembic_ini") and (
+            config.metadata is not None or config.alembic_ini is not None
+        ):
+            continue
+        if getattr(config, name) in (None, ()):
+            changes[name] = value
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def check_base_url(value: object) -> str:

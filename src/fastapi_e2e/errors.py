@@ -146,8 +146,9 @@ ALEMBIC_NOT_REDIRECTED = (
     "redirects engines made with create_async_engine() or async_engine_from_config() "
     "for postgresql+asyncpg or +psycopg, whatever URL env.py gives them; this one is a "
     "sync engine or another driver. Fix: run the migrations through an async engine "
-    "(Alembic's async template), or set E2EConfig(database_url_env=...) and have env.py "
-    "read its URL from that variable."
+    "(Alembic's async template), or have env.py build its URL from variables the "
+    "harness sets (the e2e_env ini key or E2EConfig.env): while migrations run they "
+    "name the schema template."
 )
 
 EXTENSION_FAILED = (
@@ -166,8 +167,9 @@ IMPORT_FAILED = (
 APP_IMPORT_RAISED = (
     "Importing {module!r} for E2EConfig.{field} ({value!r}) raised {cause}: the error is "
     "in the app's code that runs at import (its settings, an engine, a client). The "
-    "app's traceback follows. Fix the import; if it needs an environment variable, "
-    "E2EConfig(database_url_env=...) sets the test database's URL before the import."
+    "app's traceback follows. Fix the import; if it needs environment variables, the "
+    "e2e_env ini key sets them to the test database's address before any conftest "
+    "is imported."
 )
 
 SEEN_IN_AN_EARLIER_TEST = (
@@ -182,13 +184,16 @@ BAD_CONFIG_FIXTURE = (
 )
 
 NO_CONFIG_FIXTURE = (
-    "{nodeid} uses the harness fixture(s) {fixture}, but no e2e_config fixture is "
-    "defined, so the harness does not know which app to test. Add to conftest.py:\n\n"
+    "{nodeid} uses the harness fixture(s) {fixture}, but neither an e2e_config fixture "
+    "nor the e2e_app ini key is set, so the harness does not know which app to test. "
+    "Add to pyproject.toml:\n\n"
+    "    [tool.pytest.ini_options]\n"
+    '    e2e_app = "myapp.main:app"\n'
+    '    e2e_metadata = "myapp.models:Base.metadata"\n\n'
+    "or to conftest.py:\n\n"
     "    @pytest.fixture(scope='session')\n"
     "    def e2e_config():\n"
-    "        return E2EConfig(app='myapp.main:create_app',\n"
-    "                         session_dependency='myapp.db:get_session',\n"
-    "                         metadata='myapp.models:Base.metadata')"
+    "        return E2EConfig(app='myapp.main:app', metadata='myapp.models:Base.metadata')"
 )
 
 NOT_AN_APP = (
@@ -419,4 +424,23 @@ NOTE_TEARDOWN_ROLLBACK = (
     "started and did not await still using the connection, or the server ending the "
     "session (idle_in_transaction_session_timeout, pg_terminate_backend). Fix: await "
     "or cancel such tasks before the test ends, and raise timeouts that are too short."
+)
+
+BAD_ENV_TEMPLATE = (
+    "The environment template {value} from {source} is unusable: {why}. Each entry "
+    "names a variable the app reads and a template of the test database's address, "
+    "with the fields {fields}; e.g. DATABASE__PORT={{port}} or "
+    "DATABASE_URL=postgresql+psycopg://{{user}}:{{password}}@{{host}}:{{port}}/{{database}}."
+)
+
+BAD_INI_VALUE = (
+    "The ini key {key} is {value!r}: {why}. Fix it in the [tool.pytest.ini_options] "
+    "table of pyproject.toml (or pytest.ini), e.g. {example}."
+)
+
+TCP_PORT_TAKEN = (
+    "The embedded cluster could not listen on 127.0.0.1:{port}: {cause}. The port was "
+    "free when the test database's address was settled (before the conftests were "
+    "imported, so the app's settings could read it), and something took it since. Run "
+    "again (a new port is chosen), or set E2E_DATABASE_URL to use a server of your own."
 )

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 import pytest
 
 from fastapi_e2e import compat, errors
-from fastapi_e2e.config import E2EConfig, Settings
+from fastapi_e2e.config import E2EConfig, Settings, with_ini
+from fastapi_e2e.database.address import Address
 from fastapi_e2e.xdist import WorkerInfo
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ RUN_KEY = pytest.StashKey["E2ERun"]()
 SUMMARY_KEY = pytest.StashKey[str]()
 LOOP_KEY = pytest.StashKey[asyncio.AbstractEventLoop]()
 WORKER_KEY = pytest.StashKey[WorkerInfo]()
+ADDRESS_KEY = pytest.StashKey[Address]()
+INI_CONFIG_KEY = pytest.StashKey[dict[str, Any]]()
+"""The E2EConfig fields the ini keys set (``e2e_app``...)."""
 _RUN_FAILURE_SHOWN_KEY = pytest.StashKey[bool]()
 SYNC_TEST_KEY = pytest.StashKey[bool]()
 """Item stash: a sync test function (set at collection); it gets a sync client."""
@@ -136,9 +140,20 @@ class _MissingConfig(errors.ConfigError):
 
 
 @pytest.fixture(scope="session")
-def e2e_config() -> E2EConfig:
-    """Placeholder: define your own session-scoped ``e2e_config`` in conftest.py."""
-    raise _MissingConfig("no e2e_config fixture is defined")
+def e2e_config(request: pytest.FixtureRequest) -> E2EConfig:
+    """The E2EConfig of the ini keys (``e2e_app = "myapp.main:app"``...), session-scoped.
+
+    Define your own session-scoped ``e2e_config`` in conftest.py for what ini keys
+    cannot say (an app object, session_options); the fields it leaves unset are still
+    taken from the ini keys.
+    """
+    ini = request.config.stash[INI_CONFIG_KEY]
+    if "app" not in ini:
+        raise _MissingConfig("no e2e_config fixture is defined")
+    try:
+        return E2EConfig(**ini)
+    except errors.ConfigError as exc:
+        _fail(exc)
 
 
 def _get_run(request: pytest.FixtureRequest) -> E2ERun:
@@ -180,7 +195,17 @@ def _e2e_run(request: pytest.FixtureRequest, e2e_config: Any) -> Iterator[E2ERun
 
     runner: _Runner = request.getfixturevalue(compat.SESSION_RUNNER_FIXTURE)
     settings = request.config.stash[SETTINGS_KEY]
-    run = E2ERun(e2e_config, settings, request.config.stash.get(WORKER_KEY, None))
+    try:
+        ini: dict[str, Any] = request.config.stash[INI_CONFIG_KEY]
+        config = with_ini(e2e_config, ini)
+    except errors.ConfigError as exc:
+        _fail(exc)
+    run = E2ERun(
+        config,
+        settings,
+        request.config.stash.get(WORKER_KEY, None),
+        request.config.stash[ADDRESS_KEY],
+    )
     if request.config.get_verbosity() >= 2:  # -vv shows whole bodies: keep more of them
         run.recording_limits = Limits(body_bytes=FULL_BODY_BYTES)
     _run_or_fail(runner, run.__aenter__())
@@ -454,10 +479,12 @@ def app() -> FastAPI:
 def e2e_database_url(request: pytest.FixtureRequest) -> URL:
     """SQLAlchemy ``URL`` of the run's test database, session scope.
 
-    Its ``repr``/``str`` mask the password; ``url.render_as_string(hide_password=False)``
-    gives the full URL. Connections made with it are outside the test's transaction.
+    On the embedded cluster, its TCP address (``127.0.0.1``, the run's port and
+    password); on a given server, that server. Its ``repr``/``str`` mask the password;
+    ``url.render_as_string(hide_password=False)`` gives the full URL. Connections made
+    with it are outside the test's transaction.
     """
-    return _get_run(request).url
+    return _get_run(request).test_code_url
 
 
 @pytest.fixture

@@ -14,8 +14,15 @@ from typing import Any
 import pytest
 
 from fastapi_e2e import compat, errors, fixtures, xdist
-from fastapi_e2e.config import OPTIONS, resolve_settings
+from fastapi_e2e.config import (
+    INI_FIELDS,
+    OPTIONS,
+    config_from_ini,
+    environment_templates,
+    resolve_settings,
+)
 from fastapi_e2e.database import registration
+from fastapi_e2e.database.address import hand_off, settle
 from fastapi_e2e.database.cache import default_cache_dir
 from fastapi_e2e.diagnosis import notes
 from fastapi_e2e.errors import ConfigError
@@ -36,6 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         else:
             group.addoption(option.flag, dest=option.dest, default=None, help=option.help + env)
         parser.addini(option.dest, help=option.help, default=None)
+    for field in INI_FIELDS:
+        parser.addini(field.key, help=field.help, type=field.kind, default=None)
 
 
 _DIALECTS_KEY = pytest.StashKey[bool]()
@@ -43,8 +52,54 @@ _DIALECTS_KEY = pytest.StashKey[bool]()
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
-    """Register the wired dialects before any conftest imports the app and its engines."""
+    """Before any conftest imports the app: register the wired dialects, settle the
+    test database's address and set the environment the app's settings read."""
     _register_dialects(early_config)
+    _settle(early_config, vars(early_config.known_args_namespace))
+
+
+def _settle(config: pytest.Config, cli: dict[str, Any]) -> None:
+    """Resolve the settings and the ini's E2EConfig fields, settle the address, and set
+    the ini's environment variables (restored when the session ends)."""
+    if fixtures.ADDRESS_KEY in config.stash:
+        return
+    ini = {option.dest: config.getini(option.dest) for option in OPTIONS}
+    try:
+        settings = resolve_settings(
+            cli={option.dest: cli.get(option.dest) for option in OPTIONS},
+            env=os.environ,
+            ini=ini,
+        )
+        base_dir = config.inipath.parent if config.inipath is not None else config.rootpath
+        ini_config = config_from_ini(config.getini, base_dir)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    server = settings.db_url.value
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    address = settle(str(server) if server is not None else None, worker)
+    config.stash[fixtures.SETTINGS_KEY] = settings
+    config.stash[fixtures.INI_CONFIG_KEY] = ini_config
+    config.stash[fixtures.ADDRESS_KEY] = address
+    environment = address.environment(
+        environment_templates(ini_config.get("database_url_env"), ini_config.get("env"))
+    )
+    if server is None and config.pluginmanager.has_plugin("xdist"):
+        environment.update(hand_off(address))  # workers settle the same port and password
+    _set_environment(config, environment)
+
+
+def _set_environment(config: pytest.Config, values: dict[str, str]) -> None:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+
+    def restore() -> None:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    config.add_cleanup(restore)
 
 
 def _register_dialects(config: pytest.Config) -> None:
@@ -75,21 +130,22 @@ def _check_pytest_asyncio(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     _check_pytest_asyncio(config)
     _register_dialects(config)  # the plugin was loaded after the initial conftests
-    ini = {option.dest: config.getini(option.dest) for option in OPTIONS}
-    cli = {option.dest: config.getoption(option.dest) for option in OPTIONS}
+    _settle(config, {option.dest: config.getoption(option.dest) for option in OPTIONS})
+    settings = config.stash[fixtures.SETTINGS_KEY]
     try:
-        settings = resolve_settings(cli=cli, env=os.environ, ini=ini)
         settings.server_url()  # validated now, so a bad URL is a usage error at start
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[fixtures.SETTINGS_KEY] = settings
     if not config.pluginmanager.has_plugin("fastapi_e2e.fixtures"):
         config.pluginmanager.register(fixtures, "fastapi_e2e.fixtures")
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         config.stash[fixtures.WORKER_KEY] = xdist.worker_info(workerinput)
     elif config.pluginmanager.has_plugin("xdist"):
-        config.pluginmanager.register(xdist.XdistController(settings), "fastapi_e2e.xdist")
+        config.pluginmanager.register(
+            xdist.XdistController(settings, config.stash[fixtures.ADDRESS_KEY]),
+            "fastapi_e2e.xdist",
+        )
         fixtures.freeze_heap_at_exit()  # the conftest's imports make this heap large too
 
 
@@ -111,7 +167,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         reuse = "schema templates cached on that server"
     if settings.create_db.value:
         reuse += f"; template rebuilt (--e2e-create-db, from {settings.create_db.source})"
+    lines = []
+    ini = config.stash[fixtures.INI_CONFIG_KEY]
+    if ini:
+        keys = ", ".join(f"e2e_{name}" for name in ini)
+        names = environment_templates(ini.get("database_url_env"), ini.get("env"))
+        lines.append(
+            f"fastapi-e2e: ini keys: {keys}"
+            + (f"; set before the conftests: {', '.join(names)}" if names else "")
+        )
     return [
+        *lines,
         f"fastapi-e2e: database: {database}; "
         f"lifespan timeout: {timeout.value:g} s ({timeout.source}); "
         "async tests run on the session event loop",

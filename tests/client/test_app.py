@@ -328,7 +328,9 @@ def test_missing_e2e_config_error_names_the_test_and_the_fixture_it_used(
     result.stdout.fnmatch_lines(
         [
             "test_needs_config.py::test_uses_client uses the harness fixture(s) "
-            "client, db_session, but no e2e_config fixture is defined*",
+            "client, db_session, but neither an e2e_config fixture nor the e2e_app ini "
+            "key is set*",
+            '*e2e_app = "myapp.main:app"*',
         ]
     )
     # The message stands alone: no traceback through pytest-asyncio or the plugin.

@@ -79,6 +79,28 @@ with create_engine(url).connect() as connection:
         context.run_migrations()
 """
 
+ENV_SYNC_ENGINE_FROM_FRESH_SETTINGS = """
+from alembic import context
+from sqlalchemy import create_engine
+from notes_app import Base, Settings
+
+url = Settings().database_url.replace("+asyncpg", "+psycopg")
+with create_engine(url).connect() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+"""
+
+INI_SPLIT_SETTINGS = """
+[tool.pytest.ini_options]
+e2e_app = "notes_app:app"
+e2e_alembic_ini = "alembic.ini"
+e2e_env = [
+    "POSTGRES_HOST={host}", "POSTGRES_PORT={port}", "POSTGRES_USER={user}",
+    "POSTGRES_PASSWORD={password}", "POSTGRES_DB={database}",
+]
+"""
+
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
@@ -122,3 +144,21 @@ def test_env_py_that_cannot_be_redirected_says_so(project: pytest.Pytester) -> N
         ]
     )
     assert "site-packages" not in result.stdout.str()  # no pool frames
+
+
+def test_sync_env_py_reading_the_settings_gets_the_template_over_tcp(
+    project: pytest.Pytester,
+) -> None:
+    # No redirection possible for a sync engine: the variables it reads name the
+    # template while it migrates, and the cluster takes the password on 127.0.0.1.
+    (project.path / "migrations" / "env.py").write_text(ENV_SYNC_ENGINE_FROM_FRESH_SETTINGS)
+    project.makepyprojecttoml(INI_SPLIT_SETTINGS)
+    project.runpytest_subprocess("--random-order").assert_outcomes(passed=2)
+
+
+def test_ini_alembic_path_is_relative_to_the_ini_file(project: pytest.Pytester) -> None:
+    project.makepyprojecttoml(INI_SPLIT_SETTINGS)
+    project.mkdir("tests")
+    (project.path / "test_notes.py").rename(project.path / "tests" / "test_notes.py")
+    result = project.runpytest_subprocess("tests", "--rootdir", str(project.path))
+    result.assert_outcomes(passed=2)
