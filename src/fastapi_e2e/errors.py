@@ -420,3 +420,20 @@ NOTE_TEARDOWN_ROLLBACK = (
     "session (idle_in_transaction_session_timeout, pg_terminate_backend). Fix: await "
     "or cancel such tasks before the test ends, and raise timeouts that are too short."
 )
+
+# --- live server (issue 11) ----------------------------------------------------------
+
+LIVE_SERVER_NEEDS_UVICORN = (
+    "live_server serves the app with uvicorn, which is not installed. Fix: "
+    "pip install \"pytest-fastapi-e2e[live]\" (or add uvicorn>=0.29 to your test "
+    "dependencies)."
+)
+
+LIVE_SERVER_IDLE = (
+    "fastapi-e2e: {method} {path} reached the live server while no test that asks for "
+    "live_server was running, so it was refused: the app's database work would have "
+    "run outside any test's transaction, seeing none of a test's rows and keeping its "
+    "writes. Fix: make requests to live_server.url from inside a test (or a "
+    "function-scoped fixture) that asks for live_server, and let them finish before "
+    "the test ends (e.g. await the page's navigation before asserting)."
+)
