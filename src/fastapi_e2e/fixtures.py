@@ -519,13 +519,16 @@ def live_server(_e2e_live_server: LiveServer) -> Iterator[LiveServer]:
     __tracebackhide__ = True
     test = _this_test()
     item = _current_item()
-    thread = None
-    with _e2e_live_server.serving(test):
-        if item.stash.get(SYNC_TEST_KEY, False):
-            thread = loop_thread.LoopThread(item.config.stash[LOOP_KEY])
+    loop = item.config.stash[LOOP_KEY]
+    thread = loop_thread.LoopThread(loop) if item.stash.get(SYNC_TEST_KEY, False) else None
+    _e2e_live_server.serve(test)
+    try:
+        if thread is not None:
             thread.start()
+        yield _e2e_live_server
+    finally:
         try:
-            yield _e2e_live_server
+            _run_or_fail(loop, _e2e_live_server.finish())
         finally:
             if thread is not None:
                 thread.stop()

@@ -3,8 +3,8 @@
 ``async with LiveServer(running) as server:`` serves the app that ``running``
 (an ``AppUnderTest``) already built and started: uvicorn runs with ``lifespan="off"``
 so the lifespan is not run a second time, binds only the loopback address, installs no
-signal handlers and configures no logging. While ``server.serving(test)`` names a
-test, requests run in that test's transaction like the in-process client's (and are
+signal handlers and configures no logging. Between ``server.serve(test)`` and
+``await server.finish()``, requests run in that test's transaction like the in-process client's (and are
 recorded into its report); otherwise they are answered 503.
 
 uvicorn (``pip install "pytest-fastapi-e2e[live]"``) is imported only here, by the
@@ -18,7 +18,6 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -36,6 +35,9 @@ HOST = "127.0.0.1"
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
+DRAIN_TIMEOUT = 5.0
+"""How long the end of a test waits for its requests still running (a real server
+sends the response before the app's dependencies clean up) before cancelling them."""
 
 
 class LiveServer:
@@ -49,6 +51,7 @@ class LiveServer:
         """The TCP port it listens on, chosen free by the OS when it starts."""
         self.startup_seconds = 0.0
         self._test: E2ETest | None = None
+        self._in_flight: set[asyncio.Task[object]] = set()
 
     @property
     def url(self) -> str:
@@ -128,27 +131,42 @@ class LiveServer:
         finally:
             self._socket.close()  # uvicorn closed it; again in case it never got to
 
-    @contextlib.contextmanager
-    def serving(self, test: E2ETest) -> Iterator[None]:
-        """Answer requests in ``test``'s transaction for the length of the ``with``."""
+    def serve(self, test: E2ETest) -> None:
+        """Answer requests in ``test``'s transaction from now on."""
         self._test = test
-        try:
-            yield
-        finally:
-            self._test = None
+
+    async def finish(self) -> None:
+        """Answer 503 from now on, and wait for the requests still running: the
+        response reaches the browser before the app's dependencies have cleaned up,
+        and that work must end before the test's transaction does. Those still running
+        after DRAIN_TIMEOUT (a stream the browser keeps open) are cancelled."""
+        self._test = None
+        if not self._in_flight:
+            return
+        _done, pending = await asyncio.wait(set(self._in_flight), timeout=DRAIN_TIMEOUT)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=DRAIN_TIMEOUT)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         test = self._test
         if test is None:
             await _refuse(scope, receive, send)
             return
-        if scope["type"] == "http":
-            # As the in-process client does before each request: rows the test added
-            # but did not flush would be invisible to the app.
-            session = test.tx.session
-            if session.new or session.dirty or session.deleted:
-                await session.flush()
-        await self.running.asgi(scope, receive, send)
+        task = asyncio.current_task()
+        assert task is not None  # uvicorn runs each connection's request in a task
+        self._in_flight.add(task)
+        try:
+            if scope["type"] == "http":
+                # As the in-process client does before each request: rows the test
+                # added but did not flush would be invisible to the app.
+                session = test.tx.session
+                if session.new or session.dirty or session.deleted:
+                    await session.flush()
+            await self.running.asgi(scope, receive, send)
+        finally:
+            self._in_flight.discard(task)
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
