@@ -425,7 +425,7 @@ NOTE_TEARDOWN_ROLLBACK = (
 
 LIVE_SERVER_NEEDS_UVICORN = (
     "live_server serves the app with uvicorn, which is not installed. Fix: "
-    "pip install \"pytest-fastapi-e2e[live]\" (or add uvicorn>=0.29 to your test "
+    'pip install "pytest-fastapi-e2e[live]" (or add uvicorn>=0.29 to your test '
     "dependencies)."
 )
 

@@ -72,7 +72,8 @@ def test_a_subprocess_sees_seeded_rows(live: pytest.Pytester) -> None:
             if shutil.which("curl"):
                 command = ["curl", "-sS", "--max-time", "20", url]
             else:
-                code = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())"
+                code = ("import sys, urllib.request; "
+                        "print(urllib.request.urlopen(sys.argv[1]).read().decode())")
                 command = [sys.executable, "-c", code, url]
             process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
             out, _ = await process.communicate()  # awaited: the loop keeps serving
@@ -106,9 +107,9 @@ def test_writes_through_the_live_server_are_rolled_back_between_tests(
             assert await db_session.scalar(select(func.count(Thing.id))) == 1
         """
     )
-    live.runpytest_subprocess("-p", "random_order", "--random-order", timeout=NO_HANG).assert_outcomes(
-        passed=4
-    )
+    live.runpytest_subprocess(
+        "-p", "random_order", "--random-order", timeout=NO_HANG
+    ).assert_outcomes(passed=4)
 
 
 def test_concurrent_requests_take_turns_in_the_transaction(live: pytest.Pytester) -> None:
@@ -258,9 +259,9 @@ def test_sync_tests_get_answers_and_keep_the_sync_client(live: pytest.Pytester) 
             assert httpx.get(live_server.url + "/things", timeout=20).json() == []
         """
     )
-    live.runpytest_subprocess("-p", "random_order", "--random-order", timeout=NO_HANG).assert_outcomes(
-        passed=2
-    )
+    live.runpytest_subprocess(
+        "-p", "random_order", "--random-order", timeout=NO_HANG
+    ).assert_outcomes(passed=2)
 
 
 def test_an_interrupted_run_stops_the_server_and_frees_the_port(live: pytest.Pytester) -> None:

@@ -4,8 +4,8 @@
 (an ``AppUnderTest``) already built and started: uvicorn runs with ``lifespan="off"``
 so the lifespan is not run a second time, binds only the loopback address, installs no
 signal handlers and configures no logging. Between ``server.serve(test)`` and
-``await server.finish()``, requests run in that test's transaction like the in-process client's (and are
-recorded into its report); otherwise they are answered 503.
+``await server.finish()``, requests run in that test's transaction like the in-process
+client's (and are recorded into its report); otherwise they are answered 503.
 
 uvicorn (``pip install "pytest-fastapi-e2e[live]"``) is imported only here, by the
 first test that asks for ``live_server``.
@@ -86,7 +86,7 @@ class LiveServer:
                 log_config=None,  # leave the project's logging configuration alone
                 access_log=False,  # the failure report records each request instead
                 proxy_headers=False,
-                timeout_graceful_shutdown=STOP_TIMEOUT / 2,
+                timeout_graceful_shutdown=int(STOP_TIMEOUT / 2),
             )
             self._server = compat.server_without_signal_handlers(config)
             self._task = asyncio.create_task(
@@ -186,4 +186,3 @@ async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
     ]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
