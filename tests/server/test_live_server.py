@@ -142,15 +142,15 @@ def test_requests_outside_a_live_server_test_get_503_with_the_reason(
 
         URL = {}
 
-        @pytest_asyncio.fixture(scope="session")
-        async def after_the_tests():
+        @pytest_asyncio.fixture
+        async def after_live_server_ended():  # torn down after live_server's teardown
             yield
-            async with httpx.AsyncClient() as browser:  # between tests: no transaction
+            async with httpx.AsyncClient() as browser:
                 response = await browser.get(URL["url"] + "/things")
             assert response.status_code == 503, response.text
-            print("SESSION-FINALIZER:", response.json()["detail"])
+            print("AFTER-THE-TEST:", response.json()["detail"])
 
-        async def test_1_remember(live_server, after_the_tests):  # ends before the server
+        async def test_1_remember(after_live_server_ended, live_server):
             URL["url"] = live_server.url
 
         async def test_2_not_asking(db_session):
@@ -163,7 +163,7 @@ def test_requests_outside_a_live_server_test_get_503_with_the_reason(
     result = live.runpytest_subprocess("-s", timeout=NO_HANG)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
-        ["*SESSION-FINALIZER: *GET /things reached the live server while no test*Fix: *"]
+        ["*AFTER-THE-TEST: *GET /things reached the live server while no test*Fix: *"]
     )
 
 
