@@ -130,6 +130,11 @@ BODIES = {
     "drop_create": ("recreated_session", "pass"),
     "engine_per_test": ("own_engine_session", "pass"),
     "harness_get": ("client, db_session", "assert (await client.get('/things')).json() == []"),
+    "live": (
+        "live_server",
+        "async with httpx.AsyncClient(base_url=live_server.url) as c:\n"
+        "        assert (await c.get('/things')).status_code == 200",
+    ),
     "http": (
         "client, db_session",
         "assert (await client.post('/things', params={'name': 'n{n}'})).status_code == 201\n"
@@ -147,7 +152,8 @@ def write_suite(directory: Path, kind: str, count: int) -> None:
     arguments, body = BODIES[kind]
     # Tests spread over files of 50, as a real suite would be.
     for start in range(0, count, 50):
-        lines = [
+        lines = ["import httpx\n"] if kind == "live" else []
+        lines += [
             f"async def test_{n}({arguments}):\n    " + body.replace("{n}", str(n)) + "\n"
             for n in range(start, min(start + 50, count))
         ]
@@ -204,6 +210,28 @@ def started_in(stdout: str) -> float:
     return float(match.group(1))
 
 
+def live_server_started_in(stdout: str) -> float:
+    match = re.search(r"live server ([0-9.]+) s", stdout)
+    if match is None:
+        raise SystemExit(f"no live server start-up time in the output:\n{stdout[-2000:]}")
+    return float(match.group(1))
+
+
+def measure_live_server(work: Path, cache: Path, repeat: int) -> tuple[float, float]:
+    """Median start-up of the live server (uvicorn on the session loop, once per run) as
+    the harness's summary reports it, and the median whole 2-test process."""
+    suite = work / "live"
+    if not suite.exists():
+        write_suite(suite, "live", 2)
+    run_pytest(suite, cache=cache)  # warm the cluster cache and bytecode
+    starts, walls = [], []
+    for _ in range(repeat):
+        wall, _, stdout = run_pytest(suite, cache=cache)
+        starts.append(live_server_started_in(stdout))
+        walls.append(wall)
+    return statistics.median(starts), statistics.median(walls)
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -222,6 +250,11 @@ def main() -> None:
     parser.add_argument("--tests", type=int, default=500, help="tests per isolation suite")
     parser.add_argument("--http-tests", type=int, default=400, help="tests in the xdist suite")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--only",
+        choices=["live-server"],
+        help="measure only this (the live server's start-up) and print its row",
+    )
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="e2e-bench-"))
     cache = work / "cache"
@@ -229,6 +262,13 @@ def main() -> None:
     rows: list[tuple[str, str, str]] = []
     try:
         print(f"machine: {machine()}", flush=True)
+        if options.only == "live-server":
+            start, wall = measure_live_server(work, cache, options.repeat)
+            print(
+                f"| live server start-up (median of {options.repeat}) | {start * 1000:.0f} ms "
+                f"| whole 2-test pytest process {wall:.2f} s |"
+            )
+            return
 
         # (result key, suite kind, tests, extra environment). The runs are interleaved
         # round-robin, one of each per round: this machine's speed drifts by tens of
@@ -341,6 +381,18 @@ def main() -> None:
                 )
             )
             print(f"  {name}: {results[f'{name}_start_s']:.2f} s", flush=True)
+
+        print("live server start-up (uvicorn, once per run), median of", options.repeat, "runs:")
+        start, wall = measure_live_server(work, cache, options.repeat)
+        results.update(live_server_start_s=start, live_server_wall_s=wall)
+        rows.append(
+            (
+                "live server start-up (first test asking for live_server)",
+                f"{start * 1000:.0f} ms",
+                f"whole 2-test pytest process {wall:.2f} s",
+            )
+        )
+        print(f"  {start * 1000:.0f} ms", flush=True)
 
         print(f"{options.http_tests}-test HTTP suite, wall time, median of {options.repeat}:")
         http = work / "http"

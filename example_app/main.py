@@ -6,6 +6,7 @@ no module-level ``app`` so importing this module never reads configuration.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from example_app.db import SessionLocal, build_engine
 from example_app.errors import install_error_handlers
 from example_app.ratelimit import FixedWindowRateLimiter
-from example_app.routers import health, items, reports, users
+from example_app.routers import health, items, reports, users, web
 from example_app.settings import Settings
 
 
@@ -54,10 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # One limiter per app instance so separate apps (e.g. per test) never share counters.
     app.state.rate_limiter = FixedWindowRateLimiter(settings.rate_limit_per_minute)
+    # Signs the browser pages' session cookie; per process, so a restart signs users out.
+    app.state.session_secret = secrets.token_bytes(32)
 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(users.router)
     app.include_router(items.router)
     app.include_router(reports.router)
+    app.include_router(web.router)
     return app

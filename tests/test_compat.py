@@ -130,3 +130,29 @@ async def test_asyncpg_adapter_row_buffer_and_pool_connect(pg_cluster: EmbeddedC
         await raw_pool.close()
     assert seen, "asyncpg's Pool no longer connects through asyncpg.connection.connect"
     assert asyncpg.connect is compat.original_asyncpg_connect()
+
+
+async def test_uvicorn_server_serves_without_touching_signal_handlers() -> None:
+    import signal
+    import socket
+
+    import uvicorn
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server = compat.server_without_signal_handlers(
+        uvicorn.Config(app, interface="asgi3", lifespan="off", log_config=None)
+    )
+    assert isinstance(server, uvicorn.Server)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            assert not task.done(), task
+            await asyncio.sleep(0.001)
+        # serve() enters capture_signals(), which would have replaced them by now.
+        assert {sig: signal.getsignal(sig) for sig in before} == before
+        server.should_exit = True
+        await task

@@ -27,6 +27,11 @@ def test_readme_shows_the_quickstart_files_as_they_are(name: str) -> None:
     assert _readme_blocks().get(name) == (QUICKSTART / name).read_text()
 
 
+def test_readme_shows_the_browser_test_as_it_is() -> None:
+    name = "example_app/tests/test_browser.py"
+    assert _readme_blocks().get(name) == (ROOT / name).read_text()
+
+
 @pytest.mark.parametrize("configured_by", ["pyproject.toml", "conftest.py"])
 def test_quickstart_passes_on_the_embedded_cluster(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, configured_by: str

@@ -2,7 +2,7 @@
 
 Configure it with a session-scoped ``e2e_config`` fixture returning ``E2EConfig``;
 tests then use the ``client``, ``db_session``, ``db_connection``, ``app``,
-``e2e_database_url`` and ``e2e_queries`` fixtures.
+``e2e_database_url``, ``e2e_queries`` and ``live_server`` fixtures.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ __all__ = [
     "E2EConfig",
     "E2EError",
     "LifespanError",
+    "LiveServer",
     "LoopScopeError",
     "PostgresNotFoundError",
     "QueryCounter",
@@ -36,6 +37,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from fastapi_e2e.diagnosis.queries import QueryCounter
+    from fastapi_e2e.server.live import LiveServer
 
 
 def __getattr__(name: str) -> Any:
@@ -44,4 +46,8 @@ def __getattr__(name: str) -> Any:
         from fastapi_e2e.diagnosis.queries import QueryCounter
 
         return QueryCounter
+    if name == "LiveServer":  # the type of live_server, for annotations (Starlette)
+        from fastapi_e2e.server.live import LiveServer
+
+        return LiveServer
     raise AttributeError(f"module 'fastapi_e2e' has no attribute {name!r}")

@@ -199,3 +199,31 @@ def item_request(item: Any) -> Any:
     pytest-asyncio reaches the runner fixture the same way.
     """
     return item._request
+
+
+# --- uvicorn ------------------------------------------------------------------------
+
+
+def server_without_signal_handlers(config: Any) -> Any:
+    """A ``uvicorn.Server`` for ``config`` whose ``serve()`` installs no signal handlers.
+
+    Why private: ``Server.serve()`` replaces the process's SIGINT and SIGTERM handlers
+    (in the main thread) for as long as it serves, and restores them when it ends. The
+    live server serves for the whole pytest session on the main thread's loop, so
+    Ctrl-C would stop the server instead of interrupting pytest, and the handlers
+    pytest-asyncio and the harness install meanwhile would be overwritten at the end.
+    uvicorn has no option for it; ``capture_signals`` (uvicorn >= 0.29, which is why
+    that is the floor) is the context manager ``serve()`` enters, overridden here
+    with one that does nothing, as projects embedding uvicorn do.
+    """
+    import contextlib
+    from collections.abc import Generator
+
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            yield
+
+    return QuietServer(config)

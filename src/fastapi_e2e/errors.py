@@ -444,3 +444,19 @@ TCP_PORT_TAKEN = (
     "imported, so the app's settings could read it), and something took it since. Run "
     "again (a new port is chosen), or set E2E_DATABASE_URL to use a server of your own."
 )
+
+
+LIVE_SERVER_NEEDS_UVICORN = (
+    "live_server serves the app with uvicorn, which is not installed. Fix: "
+    'pip install "pytest-fastapi-e2e[live]" (or add uvicorn>=0.29 to your test '
+    "dependencies)."
+)
+
+LIVE_SERVER_IDLE = (
+    "fastapi-e2e: {method} {path} reached the live server while no test that asks for "
+    "live_server was running, so it was refused: the app's database work would have "
+    "run outside any test's transaction, seeing none of a test's rows and keeping its "
+    "writes. Fix: make requests to live_server.url from inside a test (or a "
+    "function-scoped fixture) that asks for live_server, and let them finish before "
+    "the test ends (e.g. await the page's navigation before asserting)."
+)

@@ -25,6 +25,7 @@ import pytest
 from fastapi_e2e import compat, errors
 from fastapi_e2e.config import E2EConfig, Settings, with_ini
 from fastapi_e2e.database.address import Address
+from fastapi_e2e.server import loop_thread
 from fastapi_e2e.xdist import WorkerInfo
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
     from fastapi_e2e.diagnosis.queries import QueryCounter
     from fastapi_e2e.harness import E2ERun, E2ETest
+    from fastapi_e2e.server.live import LiveServer
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 TEST_KEY = pytest.StashKey["E2ETest"]()
@@ -122,7 +124,8 @@ def _run_or_fail(on: _Runner | asyncio.AbstractEventLoop, coro: Coroutine[Any, A
     failure = None
     try:
         if isinstance(on, asyncio.AbstractEventLoop):
-            return on.run_until_complete(coro)
+            # On the loop's helper thread while a sync test uses live_server.
+            return loop_thread.run_until_complete(on, coro)
         return on.run(coro)
     except errors.E2EError as exc:
         failure = exc  # failed outside the except block, so no "during handling" chain
@@ -504,6 +507,68 @@ def e2e_queries() -> QueryCounter:
     return QueryCounter(_this_test().recording)
 
 
+@pytest.fixture(scope="session")
+def _e2e_live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """The run's live server: started on the session loop by the first test that asks
+    for ``live_server``, stopped at the end of the run (before the app's lifespan ends)."""
+    __tracebackhide__ = True
+    run = request.config.stash.get(RUN_KEY, None) or _get_run(request)
+    loop = request.config.stash[LOOP_KEY]
+    from fastapi_e2e.server.live import LiveServer
+
+    server = _run_or_fail(loop, LiveServer(run.app_under_test).__aenter__())
+    run.timings["live server"] = server.startup_seconds
+    try:
+        yield server
+    finally:
+        _run_or_fail(loop, server.__aexit__(None, None, None))
+
+
+@pytest.fixture
+def live_server(_e2e_live_server: LiveServer) -> Iterator[LiveServer]:
+    """The app served over TCP on ``127.0.0.1``, for a browser or another process;
+    function scope (the server itself starts once per run).
+
+    Yields the server: ``live_server.url`` (``http://127.0.0.1:<port>``, no trailing
+    slash), ``.host`` and ``.port``. It serves the same app as ``client``, lifespan
+    already running, on the session loop. During the test each request's database
+    work runs in this test's transaction, like ``client``'s: rows the test seeded
+    (flushed ones, and pending ones, flushed first) are visible to the browser, its
+    writes to ``db_session``, and all is rolled back after the test; requests are
+    recorded in the failure report. Outside a test that asks for it, requests are
+    answered 503 with the reason. Combined with ``client``, both reach the same app
+    and transaction. In a sync test the session loop runs in a helper thread from
+    this fixture's setup to its teardown, so the server answers while the test blocks
+    (sync Playwright, ``httpx.get``); the sync ``client`` works meanwhile, and async
+    fixtures set up after this one get the loop back on the main thread for their
+    setup and teardown.
+    """
+    __tracebackhide__ = True
+    test = _this_test()
+    item = _current_item()
+    loop = item.config.stash[LOOP_KEY]
+    thread = loop_thread.LoopThread(loop) if item.stash.get(SYNC_TEST_KEY, False) else None
+    _e2e_live_server.serve(test)
+    try:
+        if thread is not None:
+            thread.start()
+        yield _e2e_live_server
+    finally:
+        try:
+            _run_or_fail(loop, _e2e_live_server.finish())
+        finally:
+            if thread is not None:
+                thread.stop()
+
+
 PUBLIC_FIXTURES = frozenset(
-    {"client", "db_session", "db_connection", "app", "e2e_database_url", "e2e_queries"}
+    {
+        "client",
+        "db_session",
+        "db_connection",
+        "app",
+        "e2e_database_url",
+        "e2e_queries",
+        "live_server",
+    }
 )

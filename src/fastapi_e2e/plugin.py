@@ -26,6 +26,7 @@ from fastapi_e2e.database.address import hand_off, settle
 from fastapi_e2e.database.cache import default_cache_dir
 from fastapi_e2e.diagnosis import notes
 from fastapi_e2e.errors import ConfigError
+from fastapi_e2e.server import loop_thread
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -251,7 +252,30 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
             inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
         ) and getattr(function, compat.LOOP_SCOPE_ATTRIBUTE, None) is None:
             setattr(function, compat.LOOP_SCOPE_ATTRIBUTE, "session")
-    return (yield)
+    helper = _loop_helper(request.config)
+    if helper is None or not _is_async_fixture(fixturedef):
+        return (yield)
+    # A sync test's live_server runs the loop in a helper thread; pytest-asyncio runs
+    # this fixture's setup and teardown on the main thread: hand the loop back for
+    # both (finalizers run last-in first-out: pause, its teardown, resume).
+    fixturedef.addfinalizer(helper.resume)
+    helper.pause()
+    try:
+        result = yield
+    finally:
+        helper.resume()
+    fixturedef.addfinalizer(helper.pause)
+    return result
+
+
+def _loop_helper(config: pytest.Config) -> Any:
+    loop = config.stash.get(fixtures.LOOP_KEY, None)
+    return loop_thread.thread_of(loop) if loop is not None else None
+
+
+def _is_async_fixture(fixturedef: pytest.FixtureDef[Any]) -> bool:
+    function = getattr(fixturedef.func, "__func__", fixturedef.func)
+    return inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
 
 
 _SEEN_FIXTURES_KEY = pytest.StashKey[set[pytest.FixtureDef[Any]]]()

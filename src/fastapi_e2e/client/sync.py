@@ -13,6 +13,8 @@ import threading
 
 import httpx
 
+from fastapi_e2e.server import loop_thread
+
 
 class LoopTransport(httpx.BaseTransport):
     """Send sync requests through ``transport`` on ``loop``, reading each body whole."""
@@ -25,13 +27,20 @@ class LoopTransport(httpx.BaseTransport):
         self._lock = threading.Lock()  # threads of a sync test take turns on the loop
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self.loop.is_running() and not self._lock.locked():
+        # While a sync test uses live_server the loop runs in a helper thread, and
+        # run_until_complete hands the request to it.
+        helper = loop_thread.thread_of(self.loop)
+        if helper is not None:
+            from_async_code = helper.is_current()
+        else:  # a loop run by another thread of the sync test holds the lock
+            from_async_code = self.loop.is_running() and not self._lock.locked()
+        if from_async_code:
             raise RuntimeError(
                 "The harness's sync client was used while its event loop runs (from async "
                 "code): use the async client there."
             )
         with self._lock:
-            return self.loop.run_until_complete(self._send(request))
+            return loop_thread.run_until_complete(self.loop, self._send(request))
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         body = request.read()  # a sync request's body (a generator's too), as bytes
