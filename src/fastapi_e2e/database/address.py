@@ -72,14 +72,7 @@ class Address:
 def check_env_templates(templates: object, source: str) -> dict[str, str]:
     """``templates`` as a name-to-template dict, or ConfigError naming what is wrong."""
     if not isinstance(templates, Mapping):
-        raise ConfigError(
-            BAD_ENV_TEMPLATE.format(
-                source=source,
-                value=repr(templates),
-                why="it is not a mapping of names to templates",
-                fields=", ".join(TEMPLATE_FIELDS),
-            )
-        )
+        raise _bad_template(source, repr(templates), "it is not a mapping of names to templates")
     checked: dict[str, str] = {}
     for name, template in templates.items():
         shown = f"{name}={template!r}"
@@ -91,13 +84,17 @@ def check_env_templates(templates: object, source: str) -> dict[str, str]:
         else:
             why = _template_problem(template)
         if why is not None:
-            raise ConfigError(
-                BAD_ENV_TEMPLATE.format(
-                    source=source, value=shown, why=why, fields=", ".join(TEMPLATE_FIELDS)
-                )
-            )
+            raise _bad_template(source, shown, why)
         checked[name] = template
     return checked
+
+
+def _bad_template(source: str, value: str, why: str) -> ConfigError:
+    return ConfigError(
+        BAD_ENV_TEMPLATE.format(
+            source=source, value=value, why=why, fields=", ".join(TEMPLATE_FIELDS)
+        )
+    )
 
 
 def _template_problem(template: str) -> str | None:
@@ -121,14 +118,7 @@ def parse_env_lines(lines: list[str], source: str) -> dict[str, str]:
     for line in lines:
         name, sep, template = line.partition("=")
         if not sep or not name.strip():
-            raise ConfigError(
-                BAD_ENV_TEMPLATE.format(
-                    source=source,
-                    value=repr(line),
-                    why="each line must be NAME=template",
-                    fields=", ".join(TEMPLATE_FIELDS),
-                )
-            )
+            raise _bad_template(source, repr(line), "each line must be NAME=template")
         templates[name.strip()] = template.strip()
     return check_env_templates(templates, source)
 
