@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from fastapi_e2e.client.app import AppUnderTest
 from fastapi_e2e.client.sync import LoopTransport
-from fastapi_e2e.client.transport import TimeoutASGITransport
+from fastapi_e2e.client.transport import StreamingASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
 from fastapi_e2e.database import guard, registration, schema, sessions, wiring
 from fastapi_e2e.database.binaries import find_binaries
@@ -346,14 +346,17 @@ class E2ETest:
         run.app_under_test.gate = self.tx.gate
         self._client: httpx.AsyncClient | None = None
         self._sync_client: httpx.Client | None = None
+        self._shared_transport: StreamingASGITransport | None = None
         return self
 
-    def _transport(self) -> TimeoutASGITransport:
-        return TimeoutASGITransport(
-            app=self.run.app_under_test.asgi,
-            raise_app_exceptions=False,
-            explain_timeout=self.tx.gate.describe_wait,
-        )
+    def _transport(self) -> StreamingASGITransport:
+        """One transport for the test's async and sync clients, closed with the async one
+        (which ends any app task a response left running)."""
+        if self._shared_transport is None:
+            self._shared_transport = StreamingASGITransport(
+                self.run.app_under_test.asgi, explain_timeout=self.tx.gate.describe_wait
+            )
+        return self._shared_transport
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -395,6 +398,8 @@ class E2ETest:
                 self._sync_client.close()
             if self._client is not None:
                 await self._client.aclose()
+            elif self._shared_transport is not None:
+                await self._shared_transport.aclose()
         finally:
             if self._fastapi is not None:
                 self._fastapi.dependency_overrides.clear()
