@@ -347,6 +347,7 @@ class E2ETest:
         self._client: httpx.AsyncClient | None = None
         self._sync_client: httpx.Client | None = None
         self._shared_transport: StreamingASGITransport | None = None
+        self._flush_lock = asyncio.Lock()
         return self
 
     def _transport(self) -> StreamingASGITransport:
@@ -382,8 +383,10 @@ class E2ETest:
         return self._sync_client
 
     async def _before_request(self, request: httpx.Request) -> None:
-        # Rows the test added but did not flush would be invisible to the app.
-        await self.tx.session.flush()
+        # Rows the test added but did not flush would be invisible to the app. Requests
+        # (WebSockets) opened together take turns: a session flushes once at a time.
+        async with self._flush_lock:
+            await self.tx.session.flush()
 
     async def __aexit__(
         self,

@@ -131,6 +131,7 @@ class _Call:
         self.size = 0
         self.error: BaseException | None = None
         self._buffered = 0
+        self._dropped = 0
         self._drained: asyncio.Future[None] | None = None
         scope = base_scope(request, transport.client, transport.root_path)
         scope.update(type="http", method=request.method, scheme=request.url.scheme)
@@ -163,9 +164,13 @@ class _Call:
 
     async def send(self, message: Message) -> None:
         if self.client_left:
-            # As a server does for a closed connection: drop it, but yield, so an app
-            # that ignores the disconnect can still be cancelled.
-            await asyncio.sleep(0)
+            # As a server does for a closed connection: drop it, without suspending
+            # (Starlette cancels a stream when told the client left; cancelled here,
+            # outside the body's generator, the generator would be left unclosed).
+            # Now and then yield, so an app that never awaits can still be cancelled.
+            self._dropped += 1
+            if self._dropped % 64 == 0:
+                await asyncio.sleep(0)
             return
         if message["type"] == "http.response.body":
             if self.head:

@@ -159,6 +159,8 @@ def _piece_text(data: bytes | str, redactor: Redactor) -> str | None:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             return None
+        if not all(char.isprintable() or char in "\r\n\t" for char in text):
+            return None
     else:
         text = data
     stripped = text.strip()
