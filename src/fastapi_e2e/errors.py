@@ -426,9 +426,10 @@ NOTE_TEARDOWN_ROLLBACK = (
 STREAM_TIMEOUT = (
     "The response stream of {method} {url} sent no chunk for {timeout:g} s (the client's "
     "read timeout, which applies between chunks) after {chunks} chunk(s), {size} "
-    "bytes; the app was cancelled. An endless stream (server-sent events) must send "
-    "something, a keep-alive comment for instance, more often than that. If the gap "
-    "is expected, raise the limit: client.stream(..., timeout=30)."
+    "bytes, so the client left it (the app is told it disconnected). An endless "
+    "stream (server-sent events) must send something, a keep-alive comment for "
+    "instance, more often than that. If the gap is expected, raise the limit: "
+    "client.stream(..., timeout=30)."
 )
 
 APP_DID_NOT_FINISH = (

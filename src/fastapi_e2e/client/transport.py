@@ -195,19 +195,31 @@ class _Call:
 
     # --- the client's side ---
 
-    async def _next(self) -> Message | None:
+    async def _next(self, *, started: bool = False) -> Message | None:
         try:
             message = await self.messages.get(self.timeout)
-        except BaseException:
-            # Timed out, or the caller was cancelled: the app must not outlive it.
-            self.client_left = True
-            self.task.cancel()
+        except asyncio.TimeoutError:
+            if started:
+                # Mid-stream the client gives up as it would on a server: it leaves,
+                # and the app is told so (and cancelled only if it does not stop).
+                await self.aclose()
+                raise
+            self._cancel_now()
             await asyncio.wait({self.task})
             self.transport.forget(self)
+            raise
+        except BaseException:
+            # The caller was cancelled: so is the app (the transport's aclose, at the
+            # latest when the test ends, waits for it to finish).
+            self._cancel_now()
             raise
         if message is not None:
             self._take(message)
         return message
+
+    def _cancel_now(self) -> None:
+        self.client_left = True
+        self.task.cancel()
 
     async def start(self) -> httpx.Response:
         request = self.request
@@ -233,7 +245,7 @@ class _Call:
             return None
         request = self.request
         try:
-            message = await self._next()
+            message = await self._next(started=True)
         except asyncio.TimeoutError:
             text = STREAM_TIMEOUT.format(
                 method=request.method,
