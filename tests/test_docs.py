@@ -41,3 +41,35 @@ def test_quickstart_passes_on_the_embedded_cluster(
     other = {"pyproject.toml": "conftest.py", "conftest.py": "pyproject.toml"}[configured_by]
     (pytester.path / other).unlink()
     pytester.runpytest_subprocess().assert_outcomes(passed=2)
+
+
+def test_readme_shows_the_realtime_example_as_it_is() -> None:
+    name = "tests/examples/realtime/test_realtime.py"
+    assert _readme_blocks().get(name) == (ROOT / name).read_text()
+
+
+def test_the_realtime_example_passes(pytester: pytest.Pytester, server_url: str) -> None:
+    for example in ("shop.py", "notifications_app.py", "chat_app.py", "realtime/test_realtime.py"):
+        pytester.copy_example(example)
+    pytester.makeconftest(
+        """
+        import pytest
+        from fastapi_e2e import E2EConfig
+        import chat_app, notifications_app, shop
+
+        def both_apps():
+            app = notifications_app.create_app()
+            app.router.routes.extend(
+                route for route in chat_app.create_app().routes if "/rooms/" in route.path
+            )
+            return app
+
+        @pytest.fixture(scope="session")
+        def e2e_config():
+            return E2EConfig(
+                app=both_apps, metadata=shop.Base.metadata, database_url_env="DATABASE_URL"
+            )
+        """
+    )
+    result = pytester.runpytest_subprocess("--e2e-db-url", server_url, timeout=120)
+    result.assert_outcomes(passed=2)

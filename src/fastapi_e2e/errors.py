@@ -460,3 +460,48 @@ LIVE_SERVER_IDLE = (
     "function-scoped fixture) that asks for live_server, and let them finish before "
     "the test ends (e.g. await the page's navigation before asserting)."
 )
+
+# --- streamed responses and WebSockets (client/transport.py, client/websocket.py) ---
+
+STREAM_TIMEOUT = (
+    "The response stream of {method} {url} sent no chunk for {timeout:g} s (the client's "
+    "read timeout, which applies between chunks) after {chunks} chunk(s), {size} "
+    "bytes, so the client left it (the app is told it disconnected). An endless "
+    "stream (server-sent events) must send something, a keep-alive comment for "
+    "instance, more often than that. If the gap is expected, raise the limit: "
+    "client.stream(..., timeout=30)."
+)
+
+APP_DID_NOT_FINISH = (
+    "The app sent the whole response to {method} {url} but did not return within "
+    "{timeout:g} s (the client's read timeout), so it was cancelled. Its background "
+    "tasks run before the response counts as done, as they did before the client "
+    "returned: one waiting for something that never happens hangs like this. Raise "
+    "the limit if it is just slow: client.get(..., timeout=30)."
+)
+
+STREAM_BROKEN = (
+    "The app raised {error} after it started the response to {method} {url} "
+    "({chunks} chunk(s), {size} bytes sent), so the body is incomplete; a real server "
+    "would drop the connection the same way. The traceback is in the 'fastapi-e2e' "
+    "report section of the failed test."
+)
+
+STREAM_UNFINISHED = (
+    "The app returned without finishing the body of {method} {url} (its last "
+    "http.response.body message had more_body=True), so the body is incomplete; a real "
+    "server would drop the connection. Send a last message with more_body=False."
+)
+
+WEBSOCKET_NOT_ACCEPTED = (
+    "The app did not accept or refuse the WebSocket {url} within {timeout:g} s (the "
+    "client's read timeout), so the connection was cancelled. A websocket route must "
+    "call `await websocket.accept()` (or close) first. If it is just slow, raise the "
+    "limit: aconnect_ws(url, client, timeout=30)."
+)
+
+NO_WSPROTO = (
+    "A WebSocket request reached the harness's client, but the wsproto package, which "
+    "the harness speaks the WebSocket protocol with, is not installed. Install the "
+    "extra: pip install 'pytest-fastapi-e2e[websockets]' (httpx-ws and wsproto)."
+)

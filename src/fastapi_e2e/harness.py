@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from fastapi_e2e.client.app import AppUnderTest
 from fastapi_e2e.client.sync import LoopTransport
-from fastapi_e2e.client.transport import TimeoutASGITransport
+from fastapi_e2e.client.transport import StreamingASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
 from fastapi_e2e.database import guard, registration, schema, sessions, wiring
 from fastapi_e2e.database.address import Address, settle
@@ -397,14 +397,18 @@ class E2ETest:
         run.app_under_test.gate = self.tx.gate
         self._client: httpx.AsyncClient | None = None
         self._sync_client: httpx.Client | None = None
+        self._shared_transport: StreamingASGITransport | None = None
+        self._flush_lock = asyncio.Lock()
         return self
 
-    def _transport(self) -> TimeoutASGITransport:
-        return TimeoutASGITransport(
-            app=self.run.app_under_test.asgi,
-            raise_app_exceptions=False,
-            explain_timeout=self.tx.gate.describe_wait,
-        )
+    def _transport(self) -> StreamingASGITransport:
+        """One transport for the test's async and sync clients, closed with the async one
+        (which ends any app task a response left running)."""
+        if self._shared_transport is None:
+            self._shared_transport = StreamingASGITransport(
+                self.run.app_under_test.asgi, explain_timeout=self.tx.gate.describe_wait
+            )
+        return self._shared_transport
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -430,8 +434,14 @@ class E2ETest:
         return self._sync_client
 
     async def _before_request(self, request: httpx.Request) -> None:
-        # Rows the test added but did not flush would be invisible to the app.
-        await self.tx.session.flush()
+        await self.flush_pending()
+
+    async def flush_pending(self) -> None:
+        """Flush ``db_session``'s pending rows before a request: rows the test added
+        but did not flush would be invisible to the app. Requests opened together
+        (WebSockets, the live server's) take turns: a session flushes once at a time."""
+        async with self._flush_lock:
+            await self.tx.session.flush()
 
     async def __aexit__(
         self,
@@ -446,6 +456,8 @@ class E2ETest:
                 self._sync_client.close()
             if self._client is not None:
                 await self._client.aclose()
+            elif self._shared_transport is not None:
+                await self._shared_transport.aclose()
         finally:
             if self._fastapi is not None:
                 self._fastapi.dependency_overrides.clear()

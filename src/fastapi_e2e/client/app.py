@@ -17,7 +17,12 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastapi_e2e.database.gate import APP_CODE, SessionGate, request_scope
-from fastapi_e2e.diagnosis.record import Recording, observe_routes, record_exchange
+from fastapi_e2e.diagnosis.record import (
+    Recording,
+    observe_routes,
+    record_exchange,
+    record_websocket,
+)
 from fastapi_e2e.errors import (
     LIFESPAN_FAILED,
     LIFESPAN_TIMEOUT,
@@ -60,10 +65,13 @@ def _instrument(app: ASGIApp, running: AppUnderTest) -> ASGIApp:
     async def instrumented(scope: Scope, receive: Receive, send: Send) -> None:
         with request_scope(running.gate):
             recording = running.recording
-            if recording is None or scope["type"] != "http":
+            kind = scope["type"]
+            if recording is None or kind not in ("http", "websocket"):
                 await app(scope, receive, send)
-            else:
+            elif kind == "http":
                 await record_exchange(recording, app, scope, receive, send)
+            else:
+                await record_websocket(recording, app, scope, receive, send)
 
     return instrumented
 

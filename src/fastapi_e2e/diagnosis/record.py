@@ -7,6 +7,7 @@ statements are bounded, so a long test cannot grow the recording without limit.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextvars
 import sys
@@ -33,6 +34,11 @@ class Limits:
     """Exchanges kept per test; older ones are dropped and counted."""
     statements: int = 200
     """SQL statements kept per test; older ones are dropped and counted."""
+    chunks: int = 200
+    """Body chunks of a streamed response, and WebSocket frames, kept per exchange (the
+    first ones; the rest are counted)."""
+    frame_bytes: int = 4096
+    """Bytes kept of each WebSocket frame."""
 
 
 class CapturedError:
@@ -73,14 +79,35 @@ class Body:
         return self.size > len(self.data)
 
 
+class Frame:
+    """One WebSocket message: which way it went, when, and its first bytes."""
+
+    __slots__ = ("at", "data", "from_client", "size")
+
+    def __init__(self, from_client: bool, data: str | bytes, limit: int) -> None:
+        self.at = time.perf_counter()
+        self.from_client = from_client
+        self.size = len(data)
+        self.data = data[:limit]
+
+
 class Exchange:
     """One request the app handled in the test, and what it answered."""
 
     __slots__ = (
+        "cancelled",
+        "chunk_count",
+        "chunks",
+        "close",
+        "complete",
+        "disconnected",
         "ended",
         "endpoint",
         "errors",
+        "frame_count",
+        "frames",
         "index",
+        "limits",
         "method",
         "request_body",
         "request_headers",
@@ -92,13 +119,27 @@ class Exchange:
         "status",
     )
 
-    def __init__(self, index: int, scope: Scope, body_limit: int) -> None:
+    def __init__(self, index: int, scope: Scope, limits: Limits) -> None:
         self.index = index
         self.scope = scope
-        self.method: str = scope.get("method", "GET")
+        self.limits = limits
+        websocket = scope.get("type") == "websocket"
+        self.method: str = "WEBSOCKET" if websocket else scope.get("method", "GET")
         self.request_headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
-        self.request_body = Body(body_limit)
-        self.response_body = Body(body_limit)
+        self.request_body = Body(limits.body_bytes)
+        self.response_body = Body(limits.body_bytes)
+        self.chunks: list[tuple[float, int]] = []
+        """(time, size) of each response body message kept, in order."""
+        self.chunk_count = 0
+        self.complete = False
+        """The app sent the body's last message."""
+        self.disconnected = False
+        """The app was told the client left (http.disconnect before the body's end)."""
+        self.cancelled = False
+        self.frames: list[Frame] | None = [] if websocket else None
+        self.frame_count = 0
+        self.close: tuple[str, int, str] | None = None
+        """A WebSocket's end: who closed it (client or app), the code and the reason."""
         self.response_headers: Iterable[tuple[bytes, bytes]] = ()
         self.status: int | None = None
         self.errors: list[CapturedError] = []
@@ -129,6 +170,36 @@ class Exchange:
     @property
     def duration(self) -> float | None:
         return None if self.ended is None else self.ended - self.started
+
+    def add_chunk(self, body: bytes, more_body: bool) -> None:
+        self.response_body.add(body)
+        self.chunk_count += 1
+        if len(self.chunks) < self.limits.chunks:
+            self.chunks.append((time.perf_counter(), len(body)))
+        if not more_body:
+            self.complete = True
+
+    def add_frame(self, from_client: bool, message: Message) -> None:
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes") or b""
+        self.frame_count += 1
+        assert self.frames is not None
+        if len(self.frames) < self.limits.chunks:
+            self.frames.append(Frame(from_client, data, self.limits.frame_bytes))
+
+    @property
+    def ended_by(self) -> str | None:
+        """How the response body ended: app, client, raised, cancelled (None: unknown)."""
+        if self.complete:
+            return "app"
+        if self.disconnected:
+            return "client"
+        if self.cancelled:
+            return "cancelled"
+        if any(error.escaped for error in self.errors):
+            return "raised"
+        return None
 
     def capture(self, exception: BaseException, *, escaped: bool) -> None:
         for error in self.errors:
@@ -211,7 +282,7 @@ class Recording:
 
     def open_exchange(self, scope: Scope) -> Exchange:
         self.exchange_count += 1
-        exchange = Exchange(self.exchange_count, scope, self.limits.body_bytes)
+        exchange = Exchange(self.exchange_count, scope, self.limits)
         self.exchanges.append(exchange)
         return exchange
 
@@ -259,9 +330,12 @@ async def record_exchange(
     async def recorded_receive() -> Message:
         nonlocal body_read
         message = await receive()
-        if message["type"] == "http.request":
+        kind = message["type"]
+        if kind == "http.request":
             exchange.request_body.add(message.get("body", b""))
             body_read = not message.get("more_body", False)
+        elif kind == "http.disconnect" and not exchange.complete:
+            exchange.disconnected = True
         return message
 
     async def read_rest_of_body() -> None:
@@ -281,7 +355,7 @@ async def record_exchange(
             exchange.response_headers = message.get("headers", ())
             _note_handled(exchange)
         elif kind == "http.response.body":
-            exchange.response_body.add(message.get("body", b""))
+            exchange.add_chunk(message.get("body", b""), message.get("more_body", False))
         await send(message)
 
     try:
@@ -290,8 +364,62 @@ async def record_exchange(
         exchange.capture(exc, escaped=True)
         await read_rest_of_body()
         raise
+    except asyncio.CancelledError:
+        exchange.cancelled = True
+        raise
     else:
         await read_rest_of_body()
+    finally:
+        exchange.finish()
+        CURRENT_EXCHANGE.reset(token)
+
+
+async def record_websocket(
+    recording: Recording, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Run ``app`` on one WebSocket, recording its frames each way into ``recording``."""
+    exchange = recording.open_exchange(scope)
+    token = CURRENT_EXCHANGE.set(exchange)
+
+    async def recorded_receive() -> Message:
+        message = await receive()
+        kind = message["type"]
+        if kind == "websocket.receive":
+            exchange.add_frame(True, message)
+        elif kind == "websocket.disconnect" and exchange.close is None:
+            exchange.close = ("client", message.get("code", 1000), message.get("reason") or "")
+        return message
+
+    async def recorded_send(message: Message) -> None:
+        kind = message["type"]
+        if kind == "websocket.send":
+            exchange.add_frame(False, message)
+        elif kind == "websocket.accept":
+            exchange.status = 101
+            exchange.response_headers = message.get("headers", ())
+        elif kind == "websocket.close":
+            if exchange.status is None:
+                exchange.status = 403  # closed before accepting: what servers answer
+            if exchange.close is None:
+                exchange.close = ("app", message.get("code", 1000), message.get("reason") or "")
+        elif kind == "websocket.http.response.start":
+            exchange.status = message["status"]
+            exchange.response_headers = message.get("headers", ())
+        elif kind == "websocket.http.response.body":
+            exchange.add_chunk(message.get("body", b""), message.get("more_body", False))
+        await send(message)
+
+    try:
+        await app(scope, recorded_receive, recorded_send)
+    except Exception as exc:
+        # A route that lets the client's disconnect propagate did not fail.
+        left = exchange.close is not None and exchange.close[0] == "client"
+        disconnect = type(exc).__name__ == "WebSocketDisconnect"
+        exchange.capture(exc, escaped=not (left and disconnect))
+        raise
+    except asyncio.CancelledError:
+        exchange.cancelled = True
+        raise
     finally:
         exchange.finish()
         CURRENT_EXCHANGE.reset(token)

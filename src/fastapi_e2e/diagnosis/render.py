@@ -15,13 +15,33 @@ from typing import Any
 
 from fastapi_e2e.diagnosis import notes, reproduce, tracebacks
 from fastapi_e2e.diagnosis.queries import is_bookkeeping
-from fastapi_e2e.diagnosis.record import Body, CapturedError, Exchange, Recording, Statement
+from fastapi_e2e.diagnosis.record import (
+    Body,
+    CapturedError,
+    Exchange,
+    Frame,
+    Recording,
+    Statement,
+)
 from fastapi_e2e.diagnosis.redact import SECRET_NAME, Redactor
 
 BODY_CHARS = 2048
 """Characters of each body shown without -vv."""
 SQL_CHARS = 500
 PARAMETER_CHARS = 200
+PIECES_SHOWN = 20
+"""Chunks of a stream, and frames of a WebSocket, shown without -vv (the first ones)."""
+PIECE_CHARS = 200
+"""Characters of each chunk or frame shown without -vv."""
+
+ENDED_BY = {
+    "app": "ended by the app (it sent the last chunk)",
+    "client": "ended by the client: it closed the stream before the end, and the app was "
+    "told (http.disconnect)",
+    "raised": "ended by the app raising an exception (below) before the last chunk",
+    "cancelled": "cancelled before its end (the client's read timeout, or the client left "
+    "and the app did not stop)",
+}
 
 _JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:\s*')
 # A key (group 2 set, kept) or a string or number (masked), in a secret field's value.
@@ -132,6 +152,93 @@ def body_view(
     return {**view, "kind": "text", "text": text}
 
 
+def _piece_text(data: bytes | str, redactor: Redactor) -> str | None:
+    """A chunk's or frame's text, JSON (and SSE ``data:`` JSON) redacted; None if binary."""
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if not all(char.isprintable() or char in "\r\n\t" for char in text):
+            return None
+    else:
+        text = data
+    stripped = text.strip()
+    if stripped[:1] in "{[":
+        try:
+            return json.dumps(redactor.json(json.loads(stripped)), ensure_ascii=False)
+        except ValueError:
+            return _mask_json_text(text, redactor)
+    if "data:" in text:  # server-sent events: each data line may be JSON
+        lines = []
+        for line in text.split("\n"):
+            field, colon, value = line.partition(":")
+            if colon and field == "data" and value.strip()[:1] in "{[":
+                line = f"data: {_piece_text(value.strip(), redactor)}"
+            lines.append(line)
+        return "\n".join(lines)
+    return text
+
+
+def stream_view(exchange: Exchange, redactor: Redactor) -> dict[str, Any] | None:
+    """A streamed response's chunks (those kept) and how it ended; None for a plain body."""
+    ended_by = exchange.ended_by
+    content_type = ""
+    for name, value in exchange.response_headers:
+        if name.lower() == b"content-type":
+            content_type = value.decode("latin-1")
+    sent = sum(1 for _, size in exchange.chunks if size)
+    if sent <= 1 and ended_by in ("app", None) and "text/event-stream" not in content_type:
+        return None
+    data, offset, chunks = bytes(exchange.response_body.data), 0, []
+    for at, size in exchange.chunks:
+        piece = data[offset : offset + size]
+        kept = len(piece) == size
+        offset += size
+        if not size:
+            continue
+        chunks.append(
+            {
+                "at_ms": _ms(at - exchange.started),
+                "size": size,
+                "text": _piece_text(piece, redactor) if kept else None,
+                "kept": kept,
+            }
+        )
+    return {
+        "chunks": chunks,
+        "chunk_count": sent + max(0, exchange.chunk_count - len(exchange.chunks)),
+        "size": exchange.response_body.size,
+        "ended_by": ended_by,
+    }
+
+
+def frame_view(frame: Frame, started: float, redactor: Redactor) -> dict[str, Any]:
+    text = _piece_text(frame.data, redactor)
+    return {
+        "from_client": frame.from_client,
+        "at_ms": _ms(frame.at - started),
+        "kind": "text" if isinstance(frame.data, str) else "bytes",
+        "size": frame.size,
+        "cut": frame.size > len(frame.data),
+        "text": text,
+        "hex": frame.data[:64].hex(" ") if text is None and isinstance(frame.data, bytes) else None,
+    }
+
+
+def websocket_view(exchange: Exchange, redactor: Redactor) -> dict[str, Any]:
+    frames = exchange.frames or []
+    close = exchange.close
+    return {
+        "frames": [frame_view(frame, exchange.started, redactor) for frame in frames],
+        "frame_count": exchange.frame_count,
+        "closed_by": None if close is None else close[0],
+        "close_code": None if close is None else close[1],
+        "close_reason": None if close is None else redactor.scrub(close[2]),
+        "cancelled": exchange.cancelled,
+    }
+
+
 def endpoint_view(endpoint: Any) -> tuple[str | None, str | None]:
     """``module:qualname`` of a route's endpoint, and ``file:line`` of its definition."""
     if endpoint is None:
@@ -234,6 +341,8 @@ def exchange_view(exchange: Exchange, redactor: Redactor, started: float) -> dic
         ],
         "curl": reproduce.curl_line(exchange.method, target, request_headers, curl_body),
         "client": reproduce.client_line(exchange.method, target, request_headers, **client),
+        "stream": None if exchange.frames is not None else stream_view(exchange, redactor),
+        "websocket": None if exchange.frames is None else websocket_view(exchange, redactor),
     }
 
 
@@ -282,6 +391,50 @@ def _body_lines(title: str, body: dict[str, Any] | None, full: bool) -> Iterator
     if limit is not None and len(text) > limit:
         text = f"{text[:limit]}\n... {len(text) - limit} more characters (-vv shows the whole body)"
     yield from _indent(text.splitlines(), "  ")
+
+
+def _one_line(text: str, limit: int | None) -> str:
+    shown = text.replace("\r", "\\r").replace("\n", "\\n")
+    return _short(shown, limit)
+
+
+def _stream_lines(stream: dict[str, Any], content_type: str | None, full: bool) -> Iterator[str]:
+    count, chunks = stream["chunk_count"], stream["chunks"]
+    kind = f"{content_type}, " if content_type else ""
+    yield f"response stream ({kind}{count} chunk(s), {stream['size']} bytes):"
+    yield f"  {ENDED_BY.get(stream['ended_by'], 'still running, or the app returned early')}"
+    limit = None if full else PIECE_CHARS
+    shown = chunks if full else chunks[:PIECES_SHOWN]
+    for number, chunk in enumerate(shown, 1):
+        if chunk["text"] is None:
+            what = "(not kept)" if not chunk["kept"] else "(binary)"
+        else:
+            what = _one_line(chunk["text"], limit)
+        yield f"  #{number} +{chunk['at_ms']} ms, {chunk['size']} bytes: {what}"
+    if count > len(shown):
+        more = count - len(shown)
+        yield f"  ... {more} more chunk(s)" + ("" if full else " (-vv shows every one kept)")
+
+
+def _websocket_lines(socket: dict[str, Any], full: bool) -> Iterator[str]:
+    count, frames = socket["frame_count"], socket["frames"]
+    yield f"frames ({count}; > client to app, < app to client):" if count else "frames: none"
+    limit = None if full else PIECE_CHARS
+    shown = frames if full else frames[:PIECES_SHOWN]
+    for frame in shown:
+        arrow = ">" if frame["from_client"] else "<"
+        text = frame["text"]
+        what = frame["hex"] or "" if text is None else _one_line(text, limit)
+        cut = ", first bytes kept" if frame["cut"] else ""
+        yield f"  {arrow} +{frame['at_ms']} ms {frame['kind']} ({frame['size']}{cut}): {what}"
+    if count > len(shown):
+        more = count - len(shown)
+        yield f"  ... {more} more frame(s)" + ("" if full else " (-vv shows every one kept)")
+    if socket["closed_by"] is not None:
+        reason = f" {socket['close_reason']!r}" if socket["close_reason"] else ""
+        yield f"closed by the {socket['closed_by']}: code {socket['close_code']}{reason}"
+    elif socket["cancelled"]:
+        yield "cancelled before it closed (the client left and the app did not return)"
 
 
 def _statement_line(view: dict[str, Any], number: int, full: bool) -> Iterator[str]:
@@ -334,7 +487,13 @@ def _exchange_lines(
     details.extend(_body_lines("request body", view["request_body"], full))
     details.append("response headers:")
     details.extend(f"  {name}: {value}" for name, value in view["response_headers"])
-    details.extend(_body_lines("response body", view["response_body"], full))
+    if view.get("websocket") is not None:
+        details.extend(_websocket_lines(view["websocket"], full))
+    elif view.get("stream") is not None:
+        content_type = _header(view["response_headers"], "content-type") or None
+        details.extend(_stream_lines(view["stream"], content_type, full))
+    else:
+        details.extend(_body_lines("response body", view["response_body"], full))
     for error in view["server_errors"]:
         how = (
             "unhandled: it propagated out of the app"
@@ -354,7 +513,7 @@ def _exchange_lines(
         details.append(f"handled exception: {error['headline']}{at}")
     if statements:
         details.extend(_statements_lines(statements, full))
-    if reproduce_it:
+    if reproduce_it and view.get("websocket") is None:
         details.append("reproduce:")
         details.append(f"  {view['curl']}")
         details.append(f"  {view['client']}")

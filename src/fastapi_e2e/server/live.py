@@ -159,11 +159,7 @@ class LiveServer:
         self._in_flight.add(task)
         try:
             if scope["type"] == "http":
-                # As the in-process client does before each request: rows the test
-                # added but did not flush would be invisible to the app.
-                session = test.tx.session
-                if session.new or session.dirty or session.deleted:
-                    await session.flush()
+                await test.flush_pending()  # as the in-process client does
             await self.running.asgi(scope, receive, send)
         finally:
             self._in_flight.discard(task)
