@@ -156,3 +156,13 @@ async def test_uvicorn_server_serves_without_touching_signal_handlers() -> None:
         assert {sig: signal.getsignal(sig) for sig in before} == before
         server.should_exit = True
         await task
+
+
+def test_asyncpg_dialect_prepared_statements_can_be_forgotten() -> None:
+    engine = create_async_engine("postgresql+asyncpg://u@localhost/db")
+    dialect = engine.sync_engine.dialect
+    before = dialect._invalidate_schema_cache_asof  # type: ignore[attr-defined]
+    compat.forget_prepared_statements(dialect)
+    # Its connections compare this timestamp before each prepare and start afresh.
+    assert dialect._invalidate_schema_cache_asof > before  # type: ignore[attr-defined]
+    compat.forget_prepared_statements(object())  # psycopg's dialect: nothing to do

@@ -89,6 +89,22 @@ def deregister_dialect(registry: Any, name: str) -> None:
         registry.impls.pop(name, None)
 
 
+def forget_prepared_statements(dialect: Any) -> None:
+    """Make the asyncpg dialect's connections prepare every statement anew.
+
+    Why private: DDL in a test (rolled back at its end) changes what statements
+    prepared before it return, and asyncpg then raises InvalidCachedStatementError on
+    the next use of one, in whichever test comes next on the pooled connection.
+    SQLAlchemy's asyncpg dialect recovers only after raising that error once, through
+    ``_invalidate_schema_cache()`` (a timestamp its connections compare before each
+    prepare); calling it ahead of the error is the one way to avoid it. psycopg's
+    dialect has none: psycopg drops its prepared statements itself on ROLLBACK.
+    """
+    invalidate = getattr(dialect, "_invalidate_schema_cache", None)
+    if invalidate is not None:
+        invalidate()
+
+
 def fetched_row_count(cursor: Any) -> int | None:
     """How many rows a SELECT returned, for the report, from the asyncpg adapter's cursor.
 

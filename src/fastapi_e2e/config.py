@@ -24,6 +24,7 @@ Source = Literal["E2EConfig", "command line", "environment", "ini", "default"]
 DEFAULT_LIFESPAN_TIMEOUT = 10.0
 TRACE_MODES = ("off", "retain-on-failure", "on")
 DEFAULT_TRACE_DIR = ".e2e-traces"
+APP_ROLE_AUTO = "auto"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -328,6 +329,8 @@ class Settings:
     trace: Setting = field(default_factory=lambda: Setting("off", "default"))
     trace_dir: Setting = field(default_factory=lambda: Setting(DEFAULT_TRACE_DIR, "default"))
     strict_server_errors: Setting = field(default_factory=lambda: Setting(False, "default"))
+    no_deferred_check: Setting = field(default_factory=lambda: Setting(False, "default"))
+    app_role: Setting = field(default_factory=lambda: Setting(None, "default"))
 
     def server_url(self) -> URL | None:
         """The existing server to use, as an asyncpg URL; None for the embedded cluster.
@@ -407,6 +410,19 @@ OPTIONS = (
         "response or one that escaped the app (default: such tests pass).",
         flag_only=True,
     ),
+    Option(
+        "e2e_no_deferred_check",
+        "Do not check deferred constraints when the app commits and at the end of each "
+        "test (default: checked, as production's COMMIT does).",
+        flag_only=True,
+    ),
+    Option(
+        "e2e_app_role",
+        f"Run the app's work in tests as a role without superuser rights, so row-level "
+        f"security applies: {APP_ROLE_AUTO!r} (a role the harness creates for the run, "
+        "granted use of the test database's schemas, tables and sequences) or the name "
+        "of an existing role. Default: the harness's own role.",
+    ),
 )
 
 
@@ -448,7 +464,13 @@ def resolve_settings(
                 source=trace.source, value=trace.value, choices=", ".join(TRACE_MODES)
             )
         )
-    for name in ("strict_server_errors", "create_db"):
+    role = settings.app_role
+    if role.value is not None and not str(role.value).strip():
+        raise ConfigError(
+            f"e2e_app_role from {role.source} is empty; give {APP_ROLE_AUTO!r} or the "
+            "name of an existing role, or leave it unset to run the app as the harness's role."
+        )
+    for name in ("strict_server_errors", "create_db", "no_deferred_check"):
         flag = getattr(settings, name)
         if not isinstance(flag.value, bool):
             text = str(flag.value).strip().lower()

@@ -505,3 +505,22 @@ NO_WSPROTO = (
     "the harness speaks the WebSocket protocol with, is not installed. Install the "
     "extra: pip install 'pytest-fastapi-e2e[websockets]' (httpx-ws and wsproto)."
 )
+
+# --- production parity (issue 13) -----------------------------------------------------
+
+APP_ROLE_MISSING = (
+    "e2e_app_role names the role {role!r}, which does not exist on the test database's "
+    "server, so the app's work cannot run as it. Create it (in E2EConfig.setup_sql or "
+    "your migrations, with the grants your app needs), or use e2e_app_role = auto to "
+    "have the harness make a role for the run that owns nothing."
+)
+
+DEFERRED_AT_TEST_END = (
+    "Rows this test wrote itself violate a deferred constraint, which production's "
+    "COMMIT would reject: {cause}. The harness checks deferred constraints (DEFERRABLE "
+    "INITIALLY DEFERRED foreign keys, unique and exclusion constraints, constraint "
+    "triggers) at each commit of the app and, for the test's own rows, at the end of "
+    "the test, since the test's transaction never commits. Fix the rows the test or "
+    "its fixtures insert, or pass --e2e-no-deferred-check (ini: e2e_no_deferred_check "
+    "= true) to turn the checks off."
+)

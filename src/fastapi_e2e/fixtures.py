@@ -490,6 +490,19 @@ def e2e_database_url(request: pytest.FixtureRequest) -> URL:
     return _get_run(request).test_code_url
 
 
+@pytest.fixture(scope="session")
+def e2e_app_role(request: pytest.FixtureRequest) -> str | None:
+    """The name of the role the app's work runs as in tests (``--e2e-app-role``), or
+    None when it runs as the harness's own role; session scope.
+
+    ``db_session`` and ``db_connection`` run as the harness's role (a superuser on
+    the embedded cluster: they see and write every row, whatever the row-level
+    security policies say). ``await db_session.execute(text(f"SET ROLE {name}"))``
+    makes the test's own statements run as the app's role too, until ``RESET ROLE``.
+    """
+    return _get_run(request).app_role
+
+
 @pytest.fixture
 def e2e_queries() -> QueryCounter:
     """Assert how many SQL statements a block runs, function scope.
@@ -568,6 +581,7 @@ PUBLIC_FIXTURES = frozenset(
         "db_connection",
         "app",
         "e2e_database_url",
+        "e2e_app_role",
         "e2e_queries",
         "live_server",
     }

@@ -29,7 +29,7 @@ from fastapi_e2e.client.app import AppUnderTest
 from fastapi_e2e.client.sync import LoopTransport
 from fastapi_e2e.client.transport import StreamingASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
-from fastapi_e2e.database import guard, registration, schema, sessions, wiring
+from fastapi_e2e.database import guard, parity, registration, schema, sessions, wiring
 from fastapi_e2e.database.address import Address, settle
 from fastapi_e2e.database.binaries import find_binaries
 from fastapi_e2e.database.cache import SnapshotCache, default_cache_dir
@@ -141,6 +141,13 @@ class E2ERun:
             )
         await self._stack.enter_async_context(database)
         self.timings.update(database.timings)
+        self.check_deferred = not self.settings.no_deferred_check.value
+        self.deferrable = self.check_deferred and await parity.has_deferrable_constraints(self.url)
+        self.app_role: str | None = None
+        if self.settings.app_role.value is not None:
+            wanted = str(self.settings.app_role.value).strip()
+            role = await self._stack.enter_async_context(parity.AppRole(self.url, wanted))
+            self.app_role = role.name
         self._stack.push_async_callback(dispose_app_engines)
 
         registration.ensure()  # the app's engines are about to be made
@@ -386,6 +393,9 @@ class E2ETest:
             run.root_engine(),
             run.make_session,
             recording=self.recording if run.recording_on else None,
+            check_deferred=run.check_deferred,
+            deferrable=run.deferrable,
+            app_role=run.app_role,
         ).__aenter__()
         self.app = run.app_under_test.app
         self._fastapi = self.app if isinstance(self.app, FastAPI) else None

@@ -38,3 +38,28 @@ def test_runs_on_psycopg_with_its_parameter_rules(real_app) -> None:  # type: ig
     result = tester.runpytest_subprocess("--random-order")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["*test database e2e_* via postgresql+psycopg*"])
+
+
+def test_a_table_altered_in_one_test_is_queried_in_the_next(real_app) -> None:  # type: ignore[no-untyped-def]
+    tester = real_app("psycopg_app", "psycopg_app:app", "psycopg_app:Base.metadata")
+    tester.makepyfile(
+        """
+        from sqlalchemy import select, text
+        from psycopg_app import Item
+
+        async def read(db_session):
+            for _ in range(6):  # psycopg prepares a statement on its 5th execution
+                assert (await db_session.scalars(select(Item.name))).all() == ["a"]
+
+        async def test_1_alters(db_session):
+            db_session.add(Item(name="a"))
+            await read(db_session)
+            await db_session.execute(text("ALTER TABLE items ALTER COLUMN name TYPE text"))
+            await read(db_session)
+
+        async def test_2_queries(db_session):
+            db_session.add(Item(name="a"))
+            await read(db_session)
+        """
+    )
+    tester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)

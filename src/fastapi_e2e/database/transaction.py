@@ -26,11 +26,15 @@ from sqlalchemy.engine import Connection, Transaction
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
+from fastapi_e2e import compat
 from fastapi_e2e.compat import await_in_greenlet, run_in_greenlet
+from fastapi_e2e.database import parity
+from fastapi_e2e.database import wiring as wiring_module
 from fastapi_e2e.database.callsite import call_site
 from fastapi_e2e.database.gate import DEFAULT_TIMEOUT, REQUEST_TOKEN, SessionGate
 from fastapi_e2e.diagnosis import record
 from fastapi_e2e.errors import (
+    DEFERRED_AT_TEST_END,
     DRIVER_MISMATCH,
     FOREIGN_LOOP,
     OUTER_TRANSACTION_ENDED,
@@ -109,6 +113,9 @@ class TestTransaction:
         *,
         recording: record.Recording | None = None,
         gate_timeout: float = DEFAULT_TIMEOUT,
+        check_deferred: bool = False,
+        deferrable: bool = True,
+        app_role: str | None = None,
     ) -> None:
         self.wiring = wiring
         self.engine = engine
@@ -123,6 +130,20 @@ class TestTransaction:
         rolled back before the next statement on the test's connection."""
         self._count = 0
         self._pending: record.Statement | None = None
+        self.check_deferred_option = check_deferred
+        self.check_deferred = check_deferred and deferrable
+        """Check deferred constraints at the app's commits and the test's end: on
+        unless turned off, or the schema has no deferrable constraint (until DDL)."""
+        self.app_role = app_role
+        """The role the app's savepoints run as (None: the harness's own)."""
+        self.test_role = "none"
+        """The role the test's own statements run as (its SET ROLE), put back after
+        each savepoint of the app."""
+        self.test_wrote = False
+        self.ran_ddl = False
+        self.took_advisory_lock = False
+        self._check_at_end = False
+        self._deferred_error: BaseException | None = None
 
     async def __aenter__(self) -> TestTransaction:
         self.loop = asyncio.get_running_loop()
@@ -146,8 +167,11 @@ class TestTransaction:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.wiring.test = None
-        for holder in self.gate.holders():
+        holders = self.gate.holders()
+        for holder in holders:
             holder.forget_test()  # their savepoints go with the outer rollback
+        # An app savepoint left open never committed: what it wrote is not the test's.
+        self._check_at_end = self.test_wrote and self.check_deferred and not holders
         connection = self.connection
         if connection.closed:
             # The test closed db_connection itself; the rollback that implies was
@@ -163,21 +187,61 @@ class TestTransaction:
         # closing the DBAPI connection is then the one sure way to discard it.
         discard = not self._outer.is_active
         try:
+            if self._check_at_end and not discard:
+                # Before the session's close rolls back what it flushed.
+                self._deferred_error = await run_in_greenlet(self._check_test_rows)
             session = self.session.sync_session
             if session.in_transaction() or session.identity_map:
                 await self.session.close()  # skipped when unused: it costs a greenlet hop
             if not discard:
                 await run_in_greenlet(self._rollback_and_close)
-                return
         except Exception as error:
             await self._drop_connection()
             raise E2EError(TEARDOWN_ROLLBACK_FAILED.format(cause=error)) from error
-        await self._drop_connection()
+        if discard:
+            await self._drop_connection()
+        self._after_rollback()
 
     def _rollback_and_close(self) -> None:
-        # One greenlet hop for both: the async API takes one each (~15 µs apiece).
+        # One greenlet hop for all: the async API takes one each (~15 µs apiece).
+        drop = False
+        if self.took_advisory_lock:
+            try:  # session locks outlive the rollback: the next test would find them taken
+                self._execute(parity.UNLOCK_ADVISORY, recorded=False)
+            except Exception:  # an aborted transaction: the server frees a closed session's
+                drop = True
         self._outer.rollback()
+        if drop:
+            self._outer.connection.invalidate()
         self._outer.connection.close()
+
+    def _check_test_rows(self) -> BaseException | None:
+        """The integrity error production's COMMIT would raise for the test's own rows."""
+        try:
+            self._execute(parity.CHECK_DEFERRED)
+        except Exception as error:
+            if str(getattr(error, "sqlstate", "")).startswith("23"):  # integrity violation
+                return error
+        return None
+
+    def _after_rollback(self) -> None:
+        if self.ran_ddl:
+            # Statements prepared during the test describe the schema it changed.
+            self._forget_prepared_statements()
+        error = self._deferred_error
+        if error is not None:
+            cause = str(error).split("\n", 1)[0]
+            detail = getattr(error.__cause__, "detail", None) or getattr(
+                getattr(error, "diag", None), "message_detail", None
+            )
+            if detail:
+                cause += f" ({detail})"
+            raise E2EError(DEFERRED_AT_TEST_END.format(cause=cause))
+
+    def _forget_prepared_statements(self) -> None:
+        compat.forget_prepared_statements(self.engine.sync_engine.dialect)
+        for engine in wiring_module.app_engines():
+            compat.forget_prepared_statements(engine.dialect)
 
     async def _drop_connection(self) -> None:
         """Close the DBAPI connection instead of pooling it; the server rolls back."""
@@ -215,6 +279,8 @@ class TestTransaction:
         pinned.wrote = pinned.nested = pinned.failed = False
         try:
             self._bookkeeping(f"SAVEPOINT {name}")
+            if self.app_role is not None:
+                self._execute(parity.set_role(self.app_role))
         except BaseException:
             self._end(pinned)
             raise
@@ -232,14 +298,28 @@ class TestTransaction:
                 self._undo(name)
                 return
             try:
+                if pinned.wrote and self.check_deferred:
+                    # Where production's COMMIT checks them, with the error it raises.
+                    self._bookkeeping(parity.CHECK_DEFERRED)
                 self._bookkeeping(f"RELEASE SAVEPOINT {name}")
             except E2EError:
                 raise  # refused before it reached the server: nothing to undo
             except Exception:
                 self._undo(name)  # one failed release must not abort the whole test
                 raise
+            self._restore_after_release(pinned)
         finally:
             self._end(pinned)
+
+    def _restore_after_release(self, pinned: PinnedConnection) -> None:
+        """Undo what a COMMIT ends but a RELEASE keeps: the savepoint's SET LOCAL
+        settings and its role (a ROLLBACK TO undoes both by itself)."""
+        if pinned.saved_settings or self.app_role is not None:
+            statement = parity.restore(
+                pinned.saved_settings, self.test_role if self.app_role is not None else None
+            )
+            if statement is not None:
+                self._execute(statement)
 
     def rollback(self, pinned: PinnedConnection) -> None:
         """The app rolled back (or returned the connection): undo its savepoint.
@@ -256,6 +336,7 @@ class TestTransaction:
             name = pinned.savepoint
             if pinned.nested and not pinned.wrote:
                 self._bookkeeping(f"RELEASE SAVEPOINT {name}")
+                self._restore_after_release(pinned)
             else:
                 if pinned.nested and self.recording is not None:
                     self.recording.notes.append(WRITES_DISCARDED.format(site=call_site()))
@@ -300,9 +381,9 @@ class TestTransaction:
             self._run_repairs()
         self._execute(sql)
 
-    def _execute(self, sql: str) -> None:
+    def _execute(self, sql: str, *, recorded: bool = True) -> None:
         self._track_savepoint(sql)  # refused before it reaches the server
-        statement = self._record(sql, None, None, False)
+        statement = self._record(sql, None, None, False) if recorded else None
         cursor = self.physical.cursor()
         try:
             cursor.execute(sql)
@@ -337,10 +418,38 @@ class TestTransaction:
                 await_in_greenlet(self.gate.wait_turn())
             if not _reads_only(sql):
                 self.gate.nest_holders()  # inside an app savepoint the test code opened
+                self.test_wrote = True
+                if self.app_role is not None and (role := parity.TEST_ROLE.match(sql)):
+                    self.test_role = parity.role_of_statement(role)
         elif not pinned.wrote and not _reads_only(sql):
             pinned.wrote = True
+        if parity.DDL.match(sql) is not None:
+            self.ran_ddl = True
+            self.check_deferred = self.check_deferred_option  # it may add a deferrable one
+            self._forget_prepared_statements()
+        if parity.SESSION_STATE.search(sql) is not None:
+            self._note_session_state(pinned, sql, params)
         self._track_savepoint(sql)
         self._pending = self._record(sql, params, context, many)
+
+    def _note_session_state(self, pinned: PinnedConnection, sql: str, params: Any) -> None:
+        """An advisory lock (released at the end), or settings an app savepoint sets:
+        their values now are read, to be put back after its RELEASE."""
+        if parity.takes_advisory_lock(sql):
+            self.took_advisory_lock = True
+        if pinned.root or pinned.savepoint is None:
+            return
+        saved = pinned.saved_settings
+        names = [name for name in parity.setting_names(sql, params) if name not in saved]
+        if not names:
+            return
+        cursor = self.physical.cursor()
+        try:
+            cursor.execute(parity.read_settings(names))
+            values = cursor.fetchone()
+        finally:
+            cursor.close()
+        saved.update(zip(names, tuple(values or ()), strict=True))
 
     def after_statement(self, cursor: Any) -> None:
         statement, self._pending = self._pending, None

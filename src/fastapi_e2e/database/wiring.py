@@ -155,6 +155,9 @@ class PinnedConnection:
         self.nested = False
         self.failed = False
         """A statement of its current savepoint failed: it can only roll back."""
+        self.saved_settings: dict[str, str | None] = {}
+        """Settings its savepoint set (SET LOCAL, set_config) and their values before:
+        put back after a RELEASE, as production's COMMIT would."""
         self.ready = False
         """False while the pool sets the connection up (dialect initialisation): that
         work stays on its own connection."""
@@ -251,6 +254,8 @@ class PinnedConnection:
         self.test = None
         self.savepoint = None
         self.wrote = self.nested = self.failed = False
+        if self.saved_settings:
+            self.saved_settings = {}
 
 
 def _refuse_request_task_between_tests(wiring: Wiring) -> None:

@@ -12,7 +12,8 @@ from fastapi_e2e.diagnosis.record import Recording, Statement
 from fastapi_e2e.diagnosis.redact import Redactor
 from fastapi_e2e.errors import QUERY_COUNT_FAILED, QUERY_REPEATED
 
-_BOOKKEEPING = re.compile(r"\s*(SAVEPOINT|RELEASE\b|ROLLBACK\s+TO\b)", re.IGNORECASE)
+# The harness's own statements (parity checks) start with /* e2e */.
+_BOOKKEEPING = re.compile(r"\s*(SAVEPOINT|RELEASE\b|ROLLBACK\s+TO\b|/\* e2e \*/)", re.IGNORECASE)
 LISTED = 50
 """Statements listed in a failure message; the rest are counted."""
 
