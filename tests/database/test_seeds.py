@@ -141,7 +141,8 @@ async def test_module_seed_nests_inside_the_session_seed(products, client):
     assert [p["sku"] for p in (await client.get("/products?category=tea")).json()] == ["T-1"]
 
 async def test_a_test_may_change_reference_data(client, db_session):
-    await db_session.delete(await db_session.scalar(select(Category).where(Category.slug == "cups")))
+    cups = await db_session.scalar(select(Category).where(Category.slug == "cups"))
+    await db_session.delete(cups)
     assert (await client.get("/categories")).json() == ["tea"]
 """
 
