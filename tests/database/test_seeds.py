@@ -218,3 +218,50 @@ def test_a_failing_seed_errors_its_tests_and_leaves_nothing_behind(
     result = catalogue.runpytest_subprocess("-p", "no:randomly")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*RuntimeError: the seed broke*"])
+
+
+def test_package_seed_is_seen_by_the_packages_modules_only(catalogue: pytest.Pytester) -> None:
+    package = catalogue.mkpydir("tests_pkg")
+    (package / "conftest.py").write_text(
+        "from fastapi_e2e import seed\n"
+        "from seeding import add_catalogue, note\n\n"
+        '@seed(scope="package", autouse=True)\n'
+        "async def catalogue(db_session):\n"
+        '    note("package")\n'
+        "    return await add_catalogue(db_session, products=4)\n"
+    )
+    for name in ("test_one.py", "test_two.py"):
+        (package / name).write_text(
+            "async def test_sees_the_package_seed(client):\n"
+            '    assert (await client.get("/products/count")).json() == {"count": 4}\n'
+            '    await client.delete("/products/SKU-0000")\n'
+        )
+    catalogue.makepyfile(test_zz_outside=NO_SEED)
+    result = catalogue.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    assert seed_runs(catalogue) == ["package"]
+
+
+def test_a_seed_may_write_through_the_app(catalogue: pytest.Pytester) -> None:
+    catalogue.makepyfile(
+        test_through_app="""
+        from fastapi_e2e import seed
+        from seeding import add_catalogue
+
+        @seed(scope="module")
+        async def discounted(db_session, client):
+            await add_catalogue(db_session, products=2)
+            await db_session.flush()
+            response = await client.put("/products/SKU-0001/price", json={"price": "0.99"})
+            assert response.status_code == 200
+
+        async def test_the_apps_write_is_part_of_the_seed(discounted, client):
+            assert (await client.get("/products/SKU-0001")).json()["price"] == "0.99"
+
+        async def test_and_stays_for_the_next_test(discounted, client):
+            assert (await client.get("/products/SKU-0001")).json()["price"] == "0.99"
+        """,
+        test_zz_after=NO_SEED,
+    )
+    result = catalogue.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=3)
