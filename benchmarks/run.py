@@ -1,6 +1,7 @@
 """Benchmark the harness against the other ways of isolating tests, in one run.
 
     python benchmarks/run.py [--repeat 5] [--tests 500] [--http-tests 400] [--json out.json]
+    python benchmarks/run.py --only seeds     # scoped seeds against per-test inserts
 
 Every number comes from real pytest runs in subprocesses, on generated suites in a
 temporary directory, against the embedded PostgreSQL cluster. It prints a table of
@@ -140,7 +141,32 @@ BODIES = {
         "assert (await client.post('/things', params={'name': 'n{n}'})).status_code == 201\n"
         "    assert (await client.get('/things')).json() == ['n{n}']",
     ),
+    # 40 tests reading a 500-row seed: written once for the module, or once per test.
+    "seed_module": ("catalogue, db_session", "assert await db_session.scalar(COUNT) == 500"),
+    "seed_per_test": ("catalogue_each, db_session", "assert await db_session.scalar(COUNT) == 500"),
+    "seed_none": ("db_session", "assert await db_session.scalar(COUNT) == 0"),
 }
+
+SEED_HEADER = """
+from sqlalchemy import func, select
+import pytest
+from fastapi_e2e import seed
+from bench_app import Thing
+
+COUNT = select(func.count()).select_from(Thing)
+
+async def _add_catalogue(db_session):
+    db_session.add_all([Thing(name=f"item {i}") for i in range(500)])
+    await db_session.flush()
+
+@seed(scope="module")
+async def catalogue(db_session):
+    await _add_catalogue(db_session)
+
+@pytest.fixture
+async def catalogue_each(db_session):
+    await _add_catalogue(db_session)
+"""
 
 
 def write_suite(directory: Path, kind: str, count: int) -> None:
@@ -153,6 +179,7 @@ def write_suite(directory: Path, kind: str, count: int) -> None:
     # Tests spread over files of 50, as a real suite would be.
     for start in range(0, count, 50):
         lines = ["import httpx\n"] if kind == "live" else []
+        lines += [SEED_HEADER] if kind.startswith("seed_") else []
         lines += [
             f"async def test_{n}({arguments}):\n    " + body.replace("{n}", str(n)) + "\n"
             for n in range(start, min(start + 50, count))
@@ -232,6 +259,43 @@ def measure_live_server(work: Path, cache: Path, repeat: int) -> tuple[float, fl
     return statistics.median(starts), statistics.median(walls)
 
 
+def measure_seeds(
+    work: Path, cache: Path, repeat: int, results: dict[str, float]
+) -> list[tuple[str, str, str]]:
+    """40 tests reading a 500-row seed: a module-scoped @seed (written once, each test a
+    savepoint in the group) against a function-scoped fixture writing it for each
+    test, and tests with no seed; interleaved rounds, medians."""
+    kinds = ["seed_none", "seed_module", "seed_per_test"]
+    per_test: dict[str, list[float]] = {kind: [] for kind in kinds}
+    phase: dict[str, list[float]] = {kind: [] for kind in kinds}
+    print(f"40 tests reading a 500-row seed, {repeat} interleaved rounds:", flush=True)
+    for round_number in range(repeat + 1):  # round 0 warms caches and disk
+        for kind in kinds:
+            directory = work / kind
+            if not directory.exists():
+                write_suite(directory, kind, 40)
+            timing = run_pytest(directory, cache=cache)[1]
+            if round_number:
+                per_test[kind].append(timing["per_test"] * 1000)
+                phase[kind].append(timing["test_phase"] * 1000)
+    rows = []
+    for kind, label in [
+        ("seed_none", "40 tests, no seed (db_session + a count)"),
+        ("seed_module", "40 tests, 500-row @seed(scope='module')"),
+        ("seed_per_test", "40 tests, 500 rows inserted per test (function fixture)"),
+    ]:
+        results[f"{kind}_per_test_ms"] = statistics.median(per_test[kind])
+        results[f"{kind}_suite_ms"] = statistics.median(phase[kind])
+        rows.append(
+            (
+                label,
+                f"{results[f'{kind}_per_test_ms']:.2f} ms/test after the first",
+                f"all 40 tests: {results[f'{kind}_suite_ms']:.0f} ms",
+            )
+        )
+    return rows
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -252,8 +316,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--only",
-        choices=["live-server"],
-        help="measure only this (the live server's start-up) and print its row",
+        choices=["live-server", "seeds"],
+        help="measure only this (the live server's start-up, or scoped seeds) and print it",
     )
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="e2e-bench-"))
@@ -268,6 +332,12 @@ def main() -> None:
                 f"| live server start-up (median of {options.repeat}) | {start * 1000:.0f} ms "
                 f"| whole 2-test pytest process {wall:.2f} s |"
             )
+            return
+        if options.only == "seeds":
+            for label, shown, ratio in measure_seeds(work, cache, options.repeat, results):
+                print(f"| {label} | {shown} | {ratio} |")
+            if options.json is not None:
+                options.json.write_text(json.dumps({"machine": machine(), **results}, indent=2))
             return
 
         # (result key, suite kind, tests, extra environment). The runs are interleaved

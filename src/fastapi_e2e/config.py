@@ -52,6 +52,10 @@ class E2EConfig:
     setup_sql: str | None = None
     """SQL run in the template before the extensions and the schema (roles, schemas,
     functions the migrations expect); part of the template's cache key."""
+    seed_files: Sequence[str | Path] = ()
+    """Data files (JSON, YAML, CSV: table name to rows) loaded into the schema template
+    after the schema: reference data every test sees, whose contents are part of the
+    template's cache key. Relative paths are taken from the current directory."""
     sessionmakers: Sequence[Any] = ()
     """``async_sessionmaker`` objects (or import strings) the app uses outside DI."""
     database_url_env: str | None = None
@@ -100,6 +104,11 @@ class E2EConfig:
             raise ConfigError(
                 f"E2EConfig.extensions is {self.extensions!r}; it must be a list of "
                 "extension names, e.g. extensions=['citext', 'pgcrypto']."
+            )
+        if isinstance(self.seed_files, (str, bytes, Path)):
+            raise ConfigError(
+                f"E2EConfig.seed_files is {self.seed_files!r}; it must be a list of "
+                f"paths, e.g. seed_files=[{str(self.seed_files)!r}]."
             )
         if self.env is not None:
             from fastapi_e2e.database.address import check_env_templates
@@ -177,6 +186,13 @@ INI_FIELDS = (
         'e2e_setup_sql = "CREATE SCHEMA billing"',
     ),
     IniField(
+        "seed_files",
+        "args",
+        "Data files (JSON, YAML, CSV), relative to the ini file, loaded into the schema "
+        "template as reference data (E2EConfig.seed_files).",
+        'e2e_seed_files = ["tests/data/countries.csv"]',
+    ),
+    IniField(
         "session_dependency",
         "string",
         "Import string of the dependency that yields "
@@ -231,6 +247,8 @@ def config_from_ini(read: Callable[[str], Any], base_dir: Path) -> dict[str, Any
             continue
         if ini.field == "alembic_ini":
             values["alembic_ini"] = str(base_dir / str(raw))
+        elif ini.field == "seed_files":
+            values["seed_files"] = tuple(str(base_dir / str(path)) for path in raw)
         elif ini.field == "env":
             from fastapi_e2e.database.address import parse_env_lines
 

@@ -524,3 +524,81 @@ DEFERRED_AT_TEST_END = (
     "its fixtures insert, or pass --e2e-no-deferred-check (ini: e2e_no_deferred_check "
     "= true) to turn the checks off."
 )
+
+# --- seed data, data files and factories ------------------------------------------
+
+DATA_FILE_UNREADABLE = (
+    "The seed data file {path} cannot be loaded: {why}. A JSON or YAML file maps table "
+    'names to lists of rows ({{"products": [{{"id": 1, "name": "Tea"}}]}}); a CSV '
+    "file holds one table, named by the file (products.csv), with a header row of column "
+    "names. Fix the file, or the path given to seed(files=...), seed_files() or "
+    "E2EConfig.seed_files."
+)
+
+DATA_FILE_YAML_MISSING = (
+    "The seed data file {path} is YAML, and PyYAML is not installed, so it cannot be "
+    'read. Fix: pip install "pytest-fastapi-e2e[yaml]" (or add PyYAML to your test '
+    "dependencies), or write the file as JSON or CSV."
+)
+
+DATA_FILE_UNKNOWN_TABLE = (
+    "The seed data file {path} names the table {table!r}, which is not in the schema's "
+    "metadata (tables: {known}). Data files are loaded through the tables of "
+    "E2EConfig.metadata (or, with alembic_ini, the tables reflected from the test "
+    "database). Fix the name in the file (schema-qualified tables as 'schema.table'; for "
+    "a CSV, the file's name), or add the table to the schema."
+)
+
+DATA_FILE_UNKNOWN_COLUMN = (
+    "The seed data file {path}, {place}: the column {column!r} is not a column of the "
+    "table {table} (columns: {known}). Fix the column name in the file (a CSV's header "
+    "row), or add the column to the model."
+)
+
+DATA_FILE_BAD_VALUE = (
+    "The seed data file {path}, {place}, column {column} of {table}: {why}. Values are "
+    "converted by the column's type: dates and times in ISO 8601 (2024-05-01, "
+    "2024-05-01T09:30:00+00:00), decimals as numbers or text, booleans as true/false, "
+    "JSON columns as documents (in a CSV cell, JSON text), enums by member name or "
+    "value; an empty CSV cell is NULL. Fix the value in the file."
+)
+
+SEED_SCOPE_ORDER = (
+    "The {scope}-scoped seed {name!r} was set up while the narrower seed {inner!r} "
+    "({inner_scope} scope) was open. Each seed is a savepoint inside the seeds around "
+    "it, so a wider seed must start first, or the narrower one's end would take its "
+    "rows with it; pytest sets up a test's fixtures widest scope first, so this happens "
+    "when {name!r} is first asked for by a later test than {inner!r}. Fix: make "
+    "{name!r} autouse (@seed(scope={scope!r}, autouse=True)), or ask for it in the "
+    "tests that use {inner!r} too, e.g. pytestmark = "
+    "pytest.mark.usefixtures({name!r})."
+)
+
+SEED_INSIDE_TEST = (
+    "The {scope}-scoped seed {name!r} was set up while the test {nodeid} was already "
+    "running (request.getfixturevalue() from inside the test, or a function-scoped "
+    "fixture that asked for it after the test's transaction began). Its rows would be "
+    "rolled back with that test, not kept for its group. Fix: ask for {name!r} in the "
+    "test's parameters (or with pytest.mark.usefixtures), so it is set up before the "
+    "test starts."
+)
+
+SEED_GROUP_LOST = (
+    "The transaction holding the seed {name!r} was lost: an earlier test of its group "
+    "ended the group's connection ({cause}). Its rows are gone, so the tests still to "
+    "run in the group cannot see them. Fix the earlier test (a commit or close of "
+    "db_connection itself, or a connection the server ended); its own failure says how."
+)
+
+SEED_NOT_ASYNC = (
+    "@seed decorates {name!r}, which is not an async function. Seeds run on the "
+    "harness's event loop with an AsyncSession: write it as `async def {name}(db_session): "
+    "...`, adding rows with db_session.add(...) (they are flushed when it returns)."
+)
+
+NO_CURRENT_SESSION = (
+    "current_session() was called while no test (or seed) of the harness was running, "
+    "so there is no session to give: {what}. Call it (or create factory rows) from "
+    "inside an async test that uses a harness fixture (client, db_session...) or from "
+    "an @seed function."
+)

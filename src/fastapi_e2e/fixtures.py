@@ -13,11 +13,13 @@ import atexit
 import contextlib
 import functools
 import gc
+import inspect
 import signal
 import sysconfig
 import threading
 import traceback
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import pytest
@@ -572,6 +574,137 @@ def live_server(_e2e_live_server: LiveServer) -> Iterator[LiveServer]:
         finally:
             if thread is not None:
                 thread.stop()
+
+
+SEED_SCOPES = ("session", "package", "module", "class")
+_HARNESS_ARGUMENTS = ("db_session", "db_connection", "client", "app")
+_REQUEST = "request"
+_Seed = TypeVar("_Seed", bound=Callable[..., Awaitable[Any]])
+
+
+def seed(
+    scope: str = "module",
+    *,
+    files: Sequence[str | Path] = (),
+    autouse: bool = False,
+    name: str | None = None,
+) -> Callable[[_Seed], Any]:
+    """Make an async function a fixture of ``scope`` whose rows every test of the group sees.
+
+    ``@seed(scope="module")`` (or ``"class"``, ``"package"``, ``"session"``) above
+    ``async def catalogue(db_session): ...`` runs the function once per group, when
+    the group's first test that asks for ``catalogue`` is set up; the fixture's value
+    is what the function returns. ``files`` (JSON, YAML, CSV, relative to the module
+    that calls ``seed``) are loaded first. The function may ask for ``db_session``,
+    ``db_connection``, ``client`` and ``app`` (the seed's own, in the group's
+    transaction) and for other fixtures of the same or a wider scope.
+
+    The group's rows stay in a transaction held open on one connection until the
+    group ends, then are rolled back; each test of the group runs in a savepoint on
+    that connection, so it (and the app) sees the rows, may change them, and its
+    changes are rolled back after it. Tests set up while a group is open run in it.
+    Groups nest (a module's seed inside the run's): a wider one must be set up first,
+    which pytest does for the fixtures of one test (make a session seed autouse).
+    """
+    if scope not in SEED_SCOPES:
+        raise errors.ConfigError(
+            f"seed(scope={scope!r}): the scope must be one of {', '.join(SEED_SCOPES)} "
+            "(a function-scoped seed is an ordinary fixture using db_session)."
+        )
+    base = _caller_dir()
+
+    def decorate(function: _Seed) -> Any:
+        if not inspect.iscoroutinefunction(function):
+            name_of = getattr(function, "__name__", repr(function))
+            raise errors.ConfigError(errors.SEED_NOT_ASYNC.format(name=name_of))
+        return _seed_fixture(function, scope, files, base, autouse, name)
+
+    return decorate
+
+
+def seed_files(
+    *paths: str | Path, scope: str = "module", autouse: bool = False, name: str | None = None
+) -> Any:
+    """A fixture of ``scope`` that loads data files into its group, like ``@seed``:
+    ``catalogue = seed_files("data/catalogue.yaml", "data/prices.csv")`` in a test
+    module or conftest (relative paths from that file's directory); its value is None.
+    """
+    if scope not in SEED_SCOPES:
+        raise errors.ConfigError(
+            f"seed_files(scope={scope!r}): the scope must be one of {', '.join(SEED_SCOPES)}."
+        )
+    return _seed_fixture(None, scope, paths, _caller_dir(), autouse, name)
+
+
+def _caller_dir() -> Path:
+    """The directory of the module calling seed()/seed_files(): relative paths start there."""
+    frame = inspect.currentframe()
+    caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
+    filename = caller.f_globals.get("__file__") if caller is not None else None
+    return Path(filename).resolve().parent if filename else Path.cwd()
+
+
+def _seed_fixture(
+    function: Callable[..., Awaitable[Any]] | None,
+    scope: str,
+    files: Sequence[str | Path],
+    base: Path,
+    autouse: bool,
+    name: str | None,
+) -> Any:
+    paths = [path if path.is_absolute() else base / path for path in map(Path, files)]
+    label = name or (
+        function.__name__ if function is not None else ", ".join(p.name for p in paths)
+    )
+    wanted = list(inspect.signature(function).parameters) if function is not None else []
+    method = wanted[:1] == ["self"]  # a seed defined in a test class
+    harness = [arg for arg in wanted if arg in _HARNESS_ARGUMENTS]
+    others = [arg for arg in wanted[method:] if arg not in _HARNESS_ARGUMENTS]
+
+    def fixture(*bound: Any, **values: Any) -> Iterator[Any]:
+        __tracebackhide__ = True
+        # Passed on when the seed asks for it too.
+        request: pytest.FixtureRequest = (
+            values[_REQUEST] if _REQUEST in others else values.pop(_REQUEST)
+        )
+        item = _current_item()
+        if TEST_KEY in item.stash:
+            _fail(
+                errors.ConfigError(
+                    errors.SEED_INSIDE_TEST.format(scope=scope, name=label, nodeid=item.nodeid)
+                )
+            )
+        run = item.config.stash.get(RUN_KEY, None) or _get_run(request)
+        loop = item.config.stash[LOOP_KEY]
+        call = None
+        if function is not None:
+
+            async def call(test: E2ETest) -> Any:
+                given: dict[str, Callable[[], Any]] = {
+                    "db_session": lambda: test.tx.session,
+                    "db_connection": lambda: test.tx.connection,
+                    "client": lambda: test.client,
+                    "app": lambda: test.app,
+                }
+                return await function(*bound, **values, **{arg: given[arg]() for arg in harness})
+
+        group = _run_or_fail(loop, run.open_seed_group(label, scope))
+        try:
+            yield _run_or_fail(loop, run.populate(group, paths, call))
+        finally:
+            _run_or_fail(loop, run.close_seed_group(group))
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)] if method else []
+    parameters.append(inspect.Parameter(_REQUEST, keyword))
+    parameters += [inspect.Parameter(arg, keyword) for arg in others if arg != _REQUEST]
+    fixture.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    if function is not None:
+        fixture.__name__ = function.__name__
+        fixture.__qualname__ = function.__qualname__
+        fixture.__doc__ = function.__doc__
+        fixture.__module__ = function.__module__
+    return pytest.fixture(scope=scope, autouse=autouse, name=name)(fixture)  # type: ignore[call-overload]
 
 
 PUBLIC_FIXTURES = frozenset(

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +29,16 @@ from fastapi_e2e.client.app import AppUnderTest
 from fastapi_e2e.client.sync import LoopTransport
 from fastapi_e2e.client.transport import StreamingASGITransport
 from fastapi_e2e.config import E2EConfig, Settings
-from fastapi_e2e.database import guard, parity, registration, schema, sessions, wiring
+from fastapi_e2e.database import (
+    datafiles,
+    guard,
+    parity,
+    registration,
+    schema,
+    seeds,
+    sessions,
+    wiring,
+)
 from fastapi_e2e.database.address import Address, settle
 from fastapi_e2e.database.binaries import find_binaries
 from fastapi_e2e.database.cache import SnapshotCache, default_cache_dir
@@ -39,7 +48,7 @@ from fastapi_e2e.database.provision import SchemaSource, TestDatabase
 from fastapi_e2e.database.transaction import TestTransaction
 from fastapi_e2e.database.urls import mask
 from fastapi_e2e.diagnosis import record
-from fastapi_e2e.errors import ConfigError
+from fastapi_e2e.errors import SEED_SCOPE_ORDER, ConfigError, E2EError
 from fastapi_e2e.importing import resolve
 
 if TYPE_CHECKING:  # the xdist module imports this one
@@ -190,6 +199,9 @@ class E2ERun:
         self._root_engines: list[AsyncEngine] = []
         self._root: tuple[Callable[[], Engine | None], int, AsyncEngine] | None = None
         self._stack.push_async_callback(self._dispose_root_engines)
+        self.seed_groups: list[seeds.SeedGroup] = []
+        """The seed groups open now, widest first; a test runs in the last."""
+        self.factories_bound = self._stack.enter_context(seeds.polyfactory_bound())
         # One connect per app engine now, so the tests' connections can copy the
         # driver arguments (connect_args, server_settings) the app's engine passes.
         for engine in wiring.app_engines():
@@ -261,6 +273,8 @@ class E2ERun:
             parts.append(f"dropped {len(database.stale_dropped)} stale database(s) of dead runs")
         if self.cluster is not None:
             parts.append(f"cluster cache: {self.cluster.cache_outcome}")
+        if getattr(self, "factories_bound", False):
+            parts.append("polyfactory's SQLAlchemyFactory persists through db_session")
         return "; ".join(parts)
 
     async def _server(self) -> tuple[URL, bool]:
@@ -287,7 +301,55 @@ class E2ERun:
             source = schema.MetadataSchema(self.config.metadata)
         if self.config.extensions or self.config.setup_sql is not None:
             source = schema.WithPrerequisites(source, self.config.extensions, self.config.setup_sql)
+        if self.config.seed_files:
+            source = schema.WithSeedFiles(source, self.config.seed_files, self.config.metadata)
         return source
+
+    # --- seed groups (database/seeds.py) -------------------------------------------
+
+    async def open_seed_group(self, name: str, scope: str) -> seeds.SeedGroup:
+        """A seed's group, inside the innermost one open (refused inside a narrower one)."""
+        top = self.seed_groups[-1] if self.seed_groups else None
+        if top is not None and top.rank > seeds.SCOPE_RANKS[scope]:
+            raise E2EError(
+                SEED_SCOPE_ORDER.format(
+                    scope=scope, name=name, inner=top.name, inner_scope=top.scope
+                )
+            )
+        group = await seeds.SeedGroup(self.root_engine(), top, name, scope).__aenter__()
+        self.seed_groups.append(group)
+        return group
+
+    async def close_seed_group(self, group: seeds.SeedGroup) -> None:
+        if group in self.seed_groups:
+            self.seed_groups.remove(group)
+        await group.__aexit__(None, None, None)
+
+    async def populate(
+        self,
+        group: seeds.SeedGroup,
+        files: Sequence[Path],
+        seed: Callable[[E2ETest], Awaitable[Any]] | None,
+    ) -> Any:
+        """Write a group's rows: its data files, then its seed function, in a test of
+        its own (the app's engines, db_session and a client all reach the group),
+        whose savepoint is kept instead of rolled back."""
+        test = await E2ETest(self, seeding=group).__aenter__()
+        try:
+            if files:
+                metadata = await schema.tables_of(test.tx.connection, self.config.metadata)
+                batches = [rows for path in files for rows in datafiles.read(path, metadata)]
+                await test.tx.connection.run_sync(datafiles.insert_rows, batches)
+            value = await seed(test) if seed is not None else None
+            # The session's savepoint is released, not rolled back with its close: rows
+            # added and not flushed are the seed's too.
+            await test.tx.session.commit()
+        except BaseException as exc:
+            group.lost = f"its seed failed: {type(exc).__name__}"
+            await test.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        await test.__aexit__(None, None, None)
+        return value
 
 
 class _BuiltThroughWiring:
@@ -378,24 +440,32 @@ def start_cluster(settings: Settings, address: Address) -> EmbeddedCluster:
 
 
 class E2ETest:
-    """One test's world: the shared transaction, the app wired to it, and a client."""
+    """One test's world: the shared transaction, the app wired to it, and a client.
+
+    Inside a seed group (the innermost open one, or ``seeding``, the group whose
+    rows are being written), its transaction is a savepoint on the group's connection.
+    """
 
     __test__ = False
 
-    def __init__(self, run: E2ERun) -> None:
+    def __init__(self, run: E2ERun, *, seeding: seeds.SeedGroup | None = None) -> None:
         self.run = run
+        self.seeding = seeding
 
     async def __aenter__(self) -> E2ETest:
         run = self.run
         self.recording = record.Recording(run.recording_limits)
+        group = self.seeding or (run.seed_groups[-1] if run.seed_groups else None)
         self.tx = await TestTransaction(
             run.wiring,
-            run.root_engine(),
+            group.engine if group is not None else run.root_engine(),
             run.make_session,
             recording=self.recording if run.recording_on else None,
             check_deferred=run.check_deferred,
             deferrable=run.deferrable,
             app_role=run.app_role,
+            within=group,
+            keep=self.seeding is not None,
         ).__aenter__()
         self.app = run.app_under_test.app
         self._fastapi = self.app if isinstance(self.app, FastAPI) else None

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, create_mock_engine, event, pool
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from fastapi_e2e.errors import (
     ALEMBIC_NOT_REDIRECTED,
@@ -222,3 +222,53 @@ class WithPrerequisites:
             await engine.dispose()
         if self.source is not None:
             await self.source.build(url)
+
+
+class WithSeedFiles:
+    """A schema source whose template also holds the rows of data files (reference
+    data for the whole run): loaded after the schema, their names and contents part
+    of the key, so a warm start pays nothing for them and an edited file builds a new
+    template."""
+
+    def __init__(self, source: Any, paths: Sequence[str | os.PathLike[str]], metadata: Any) -> None:
+        self.source = source
+        self.paths = [Path(path) for path in paths]
+        self.metadata = metadata
+        self.description = source.description if source is not None else "seed files"
+
+    def key(self) -> str:
+        from fastapi_e2e.database import datafiles
+
+        inner = self.source.key() if self.source is not None else "no schema"
+        return f"{inner}\nseed files: {datafiles.digest(self.paths)}"
+
+    async def build(self, url: URL) -> None:
+        from fastapi_e2e.database import datafiles
+
+        if self.source is not None:
+            await self.source.build(url)
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        engine.sync_engine.dialect.e2e_role = "harness"  # type: ignore[attr-defined]
+        try:
+            async with engine.begin() as connection:
+                metadata = await tables_of(connection, self.metadata)
+                await connection.run_sync(
+                    lambda sync: datafiles.insert_rows(
+                        sync,
+                        [rows for path in self.paths for rows in datafiles.read(path, metadata)],
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+
+async def tables_of(connection: AsyncConnection, metadata: Any) -> MetaData:
+    """The tables data files are loaded through: those of ``metadata`` (or the import
+    string naming it), else those reflected from the database (an Alembic project)."""
+    if metadata is not None:
+        resolved = resolve(metadata, "metadata")
+        if isinstance(resolved, MetaData):
+            return resolved
+    reflected = MetaData()
+    await connection.run_sync(reflected.reflect)
+    return reflected

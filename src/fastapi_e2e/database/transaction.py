@@ -32,6 +32,7 @@ from fastapi_e2e.database import parity
 from fastapi_e2e.database import wiring as wiring_module
 from fastapi_e2e.database.callsite import call_site
 from fastapi_e2e.database.gate import DEFAULT_TIMEOUT, REQUEST_TOKEN, SessionGate
+from fastapi_e2e.database.seeds import SeedGroup, SeedLayer
 from fastapi_e2e.diagnosis import record
 from fastapi_e2e.errors import (
     DEFERRED_AT_TEST_END,
@@ -116,8 +117,14 @@ class TestTransaction:
         check_deferred: bool = False,
         deferrable: bool = True,
         app_role: str | None = None,
+        within: SeedGroup | None = None,
+        keep: bool = False,
     ) -> None:
         self.wiring = wiring
+        self.within = within
+        """The seed group whose connection this test shares (a savepoint of it is the
+        test's outer transaction), if any; ``keep``: the seeding itself, kept."""
+        self.keep = keep
         self.engine = engine
         self.make_session = make_session
         self.recording = recording
@@ -156,7 +163,9 @@ class TestTransaction:
         self.session = self.make_session(bind=self.connection, join_transaction_mode=JOIN_MODE)
         return self
 
-    def _connect_and_begin(self) -> tuple[Connection, Transaction]:
+    def _connect_and_begin(self) -> tuple[Connection, Transaction | SeedLayer]:
+        if self.within is not None:
+            return self.within.begin_layer(self.keep)
         # One greenlet hop for both: the async API takes one each (~15 µs apiece).
         connection = self.engine.sync_engine.connect()
         try:
@@ -203,6 +212,7 @@ class TestTransaction:
         self._after_rollback()
 
     def _rollback_and_close(self) -> None:
+        outer = self._outer
         # One greenlet hop for all: the async API takes one each (~15 µs apiece).
         drop = False
         if self.took_advisory_lock:
@@ -210,10 +220,13 @@ class TestTransaction:
                 self._execute(parity.UNLOCK_ADVISORY, recorded=False)
             except Exception:  # an aborted transaction: the server frees a closed session's
                 drop = True
-        self._outer.rollback()
+        if isinstance(outer, SeedLayer):
+            outer.end()  # the group's connection stays open for its next test
+            return
+        outer.rollback()
         if drop:
-            self._outer.connection.invalidate()
-        self._outer.connection.close()
+            outer.connection.invalidate()
+        outer.connection.close()
 
     def _check_test_rows(self) -> BaseException | None:
         """The integrity error production's COMMIT would raise for the test's own rows."""
