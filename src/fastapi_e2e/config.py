@@ -328,6 +328,7 @@ class Settings:
     trace: Setting = field(default_factory=lambda: Setting("off", "default"))
     trace_dir: Setting = field(default_factory=lambda: Setting(DEFAULT_TRACE_DIR, "default"))
     strict_server_errors: Setting = field(default_factory=lambda: Setting(False, "default"))
+    keep_failed: Setting = field(default_factory=lambda: Setting(False, "default"))
 
     def server_url(self) -> URL | None:
         """The existing server to use, as an asyncpg URL; None for the embedded cluster.
@@ -407,6 +408,13 @@ OPTIONS = (
         "response or one that escaped the app (default: such tests pass).",
         flag_only=True,
     ),
+    Option(
+        "e2e_keep_failed",
+        "Keep the database of a failed commits-mode test (@pytest.mark.e2e_commits) and "
+        "print its URL and a psql line in the report; the next run's start-up drops "
+        "kept databases unless it is given this option too (default: dropped).",
+        flag_only=True,
+    ),
 )
 
 
@@ -448,7 +456,7 @@ def resolve_settings(
                 source=trace.source, value=trace.value, choices=", ".join(TRACE_MODES)
             )
         )
-    for name in ("strict_server_errors", "create_db"):
+    for name in ("strict_server_errors", "create_db", "keep_failed"):
         flag = getattr(settings, name)
         if not isinstance(flag.value, bool):
             text = str(flag.value).strip().lower()

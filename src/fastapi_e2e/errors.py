@@ -460,3 +460,45 @@ LIVE_SERVER_IDLE = (
     "function-scoped fixture) that asks for live_server, and let them finish before "
     "the test ends (e.g. await the page's navigation before asserting)."
 )
+
+
+# --- commits mode (@pytest.mark.e2e_commits) ------------------------------------------
+
+POOL_CREATE_FAILED = (
+    "A commits-mode test needs a database of its own, and cloning the schema template "
+    "{template} into one failed: {cause}. The pool of ready databases cannot refill, so "
+    "every commits-mode test of this run fails the same way (tests without the "
+    "e2e_commits marker are not affected). Fix what the error names (the server's disk, "
+    "max_connections, the role's CREATEDB privilege), or drop the marker."
+)
+
+POOL_WAIT_TIMEOUT = (
+    "A commits-mode test waited {timeout:g} s for a database of its own and none became "
+    "ready: cloning {template} did not finish. Something holds the template or the "
+    "server is stuck (a long CREATE DATABASE, a lock: see pg_stat_activity). Fix that "
+    "and run again."
+)
+
+COMMITS_URL_OUTSIDE_TEST = (
+    "e2e_test_database_url names the database of the running test, and no test that "
+    "uses the harness is running. Ask for it in a test (or a function-scoped fixture); "
+    "a session-scoped fixture can use e2e_database_url."
+)
+
+KEPT_DATABASE = (
+    "The database of this commits-mode test was kept (--e2e-keep-failed): {name}\n"
+    "  URL:  {url}\n"
+    "  psql: psql {dsn!r}{password_hint}\n"
+    "{lifetime}"
+)
+
+KEPT_ON_EMBEDDED_CLUSTER = (
+    "  It lives on the embedded cluster, which stops when this run ends: inspect it "
+    "while the run is paused (--pdb, or a breakpoint), or run against a server of your "
+    "own (--e2e-db-url) to keep it after the run."
+)
+
+KEPT_ON_SERVER = (
+    "  It stays after the run; the next run's start-up drops it unless that run is "
+    "given --e2e-keep-failed too."
+)
