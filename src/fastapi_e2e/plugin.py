@@ -351,7 +351,8 @@ def _keep_database(item: pytest.Item, test: Any, report: pytest.TestReport) -> N
     from fastapi_e2e.database.urls import mask
 
     url = test.run.own_database_url(test.database_name)
-    dsn = url.set(drivername="postgresql", password=None).render_as_string()
+    # No password in the psql line: psql asks for it (or reads ~/.pgpass, PGPASSWORD).
+    dsn = f"postgresql://{url.username}@{url.host}:{url.port}/{url.database}"
     report.sections.append(
         (
             "fastapi-e2e: kept database",
