@@ -66,8 +66,9 @@ async def claim(session: AsyncSession = Depends(get_session)) -> int | None:
     )
     if row is None:
         return None
-    await asyncio.sleep(0.3)  # hold the row lock while the other request looks
-    row.taken = True
+    # Hold the row lock while the other request looks (not marked taken: only the lock
+    # keeps the other request off this row, so on one shared connection both get it).
+    await asyncio.sleep(0.3)
     return row.id
 
 
