@@ -479,12 +479,6 @@ POOL_WAIT_TIMEOUT = (
     "and run again."
 )
 
-COMMITS_URL_OUTSIDE_TEST = (
-    "e2e_test_database_url names the database of the running test, and no test that "
-    "uses the harness is running. Ask for it in a test (or a function-scoped fixture); "
-    "a session-scoped fixture can use e2e_database_url."
-)
-
 KEPT_DATABASE = (
     "The database of this commits-mode test was kept (--e2e-keep-failed): {name}\n"
     "  URL:  {url}\n"
