@@ -106,6 +106,30 @@ async def recreated_session(shared_engine):
 
 
 @pytest.fixture
+async def cloned_session(request, e2e_database_url):
+    """A fresh clone of the schema template per test, made and dropped on the critical
+    path (what commits mode does without its pool)."""
+    import asyncpg
+    from fastapi_e2e.database.urls import asyncpg_connect_kwargs
+    from fastapi_e2e.fixtures import RUN_KEY
+
+    run = request.config.stash[RUN_KEY]
+    kwargs = asyncpg_connect_kwargs(run.admin_url)
+    cloned_session.n = getattr(cloned_session, "n", 0) + 1
+    name = f"bench_clone_{cloned_session.n}"
+    admin = await asyncpg.connect(**kwargs)
+    await admin.execute(
+        f'CREATE DATABASE "{name}" TEMPLATE "{run.database.template_name}" STRATEGY FILE_COPY'
+    )
+    engine = create_async_engine(e2e_database_url.set(database=name))
+    async with AsyncSession(engine) as session:
+        yield session
+    await engine.dispose()
+    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture
 async def own_engine_session(e2e_database_url):
     """An engine per test (the usual fix for 'attached to a different loop')."""
     engine = create_async_engine(e2e_database_url)
@@ -131,6 +155,9 @@ BODIES = {
     "drop_create": ("recreated_session", "pass"),
     "engine_per_test": ("own_engine_session", "pass"),
     "harness_get": ("client, db_session", "assert (await client.get('/things')).json() == []"),
+    "commits": ("client, db_session", "pass"),
+    "commits_get": ("client, db_session", "assert (await client.get('/things')).json() == []"),
+    "clone_per_test": ("cloned_session", "pass"),
     "live": (
         "live_server",
         "async with httpx.AsyncClient(base_url=live_server.url) as c:\n"
@@ -180,6 +207,8 @@ def write_suite(directory: Path, kind: str, count: int) -> None:
     for start in range(0, count, 50):
         lines = ["import httpx\n"] if kind == "live" else []
         lines += [SEED_HEADER] if kind.startswith("seed_") else []
+        if kind.startswith("commits"):
+            lines.append("import pytest\npytestmark = pytest.mark.e2e_commits\n")
         lines += [
             f"async def test_{n}({arguments}):\n    " + body.replace("{n}", str(n)) + "\n"
             for n in range(start, min(start + 50, count))
@@ -296,6 +325,59 @@ def measure_seeds(
     return rows
 
 
+def measure_commits(work: Path, cache: Path, repeat: int, count: int) -> dict[str, float]:
+    """Per-test cost of a commits-mode test (warm pool) against a rollback test, TRUNCATE
+    after each test and a fresh clone per test on the critical path; 10-table schema.
+    Interleaved rounds, medians of the per-round differences to the bare test."""
+    variants = [
+        ("bare", "bare"),
+        ("harness", "harness"),
+        ("commits", "commits"),
+        ("harness_get", "harness_get"),
+        ("commits_get", "commits_get"),
+        ("truncate", "truncate"),
+        ("clone_per_test", "clone_per_test"),
+    ]
+    samples: dict[str, list[float]] = {key: [] for key, _ in variants}
+    waits: list[str] = []
+    print(f"commits mode, per-test cost, {count} tests, {repeat} interleaved rounds:")
+    for round_number in range(repeat + 1):  # round 0 warms caches and disk
+        for key, kind in variants:
+            directory = work / f"{kind}-{count}"
+            if not directory.exists():
+                write_suite(directory, kind, count)
+            _, timing, stdout = run_pytest(directory, cache=cache)
+            if round_number:
+                samples[key].append(timing["per_test"] * 1000)
+                if kind.startswith("commits"):
+                    found = re.search(r"commits mode: [^;]*", stdout)
+                    waits.append(found.group(0) if found else "?")
+    results = {f"{key}_ms": statistics.median(values) for key, values in samples.items()}
+    print(f"| per test, median of {repeat} ({count} tests) | ms/test | over bare | over rollback |")
+    print("|---|---|---|---|")
+    for key, label in [
+        ("bare", "bare pytest-asyncio test"),
+        ("harness", "rollback: client + db_session"),
+        ("commits", "commits mode, warm pool: client + db_session"),
+        ("harness_get", "rollback + one GET"),
+        ("commits_get", "commits mode + one GET"),
+        ("truncate", "TRUNCATE every table after each test"),
+        ("clone_per_test", "fresh clone per test on the critical path"),
+    ]:
+        over_bare = statistics.median(
+            a - b for a, b in zip(samples[key], samples["bare"], strict=True)
+        )
+        over_rollback = statistics.median(
+            a - b for a, b in zip(samples[key], samples["harness"], strict=True)
+        )
+        print(
+            f"| {label} | {results[f'{key}_ms']:.2f} | +{over_bare:.2f} ms | "
+            f"{over_rollback:+.2f} ms |"
+        )
+    print("pool, per commits run:", *sorted(set(waits)), sep="\n  ")
+    return results
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -316,8 +398,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--only",
-        choices=["live-server", "seeds"],
-        help="measure only this (the live server's start-up, or scoped seeds) and print it",
+        choices=["live-server", "seeds", "commits"],
+        help="measure only this (the live server's start-up, scoped seeds, or commits "
+        "mode's per-test cost) and print its rows",
     )
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="e2e-bench-"))
@@ -338,6 +421,10 @@ def main() -> None:
                 print(f"| {label} | {shown} | {ratio} |")
             if options.json is not None:
                 options.json.write_text(json.dumps({"machine": machine(), **results}, indent=2))
+            return
+
+        if options.only == "commits":
+            measure_commits(work, cache, options.repeat, min(options.tests, 200))
             return
 
         # (result key, suite kind, tests, extra environment). The runs are interleaved

@@ -349,6 +349,7 @@ class Settings:
     strict_server_errors: Setting = field(default_factory=lambda: Setting(False, "default"))
     no_deferred_check: Setting = field(default_factory=lambda: Setting(False, "default"))
     app_role: Setting = field(default_factory=lambda: Setting(None, "default"))
+    keep_failed: Setting = field(default_factory=lambda: Setting(False, "default"))
 
     def server_url(self) -> URL | None:
         """The existing server to use, as an asyncpg URL; None for the embedded cluster.
@@ -441,6 +442,13 @@ OPTIONS = (
         "granted use of the test database's schemas, tables and sequences) or the name "
         "of an existing role. Default: the harness's own role.",
     ),
+    Option(
+        "e2e_keep_failed",
+        "Keep the database of a failed commits-mode test (@pytest.mark.e2e_commits) and "
+        "print its URL and a psql line in the report; the next run's start-up drops "
+        "kept databases unless it is given this option too (default: dropped).",
+        flag_only=True,
+    ),
 )
 
 
@@ -488,7 +496,7 @@ def resolve_settings(
             f"e2e_app_role from {role.source} is empty; give {APP_ROLE_AUTO!r} or the "
             "name of an existing role, or leave it unset to run the app as the harness's role."
         )
-    for name in ("strict_server_errors", "create_db", "no_deferred_check"):
+    for name in ("strict_server_errors", "create_db", "no_deferred_check", "keep_failed"):
         flag = getattr(settings, name)
         if not isinstance(flag.value, bool):
             text = str(flag.value).strip().lower()

@@ -506,7 +506,7 @@ NO_WSPROTO = (
     "extra: pip install 'pytest-fastapi-e2e[websockets]' (httpx-ws and wsproto)."
 )
 
-# --- production parity (issue 13) -----------------------------------------------------
+# --- production parity (database/parity.py) ------------------------------------------
 
 APP_ROLE_MISSING = (
     "e2e_app_role names the role {role!r}, which does not exist on the test database's "
@@ -601,4 +601,40 @@ NO_CURRENT_SESSION = (
     "so there is no session to give: {what}. Call it (or create factory rows) from "
     "inside an async test that uses a harness fixture (client, db_session...) or from "
     "an @seed function."
+)
+
+
+# --- commits mode (@pytest.mark.e2e_commits) ------------------------------------------
+
+POOL_CREATE_FAILED = (
+    "A commits-mode test needs a database of its own, and cloning the schema template "
+    "{template} into one failed: {cause}. The pool of ready databases cannot refill, so "
+    "every commits-mode test of this run fails the same way (tests without the "
+    "e2e_commits marker are not affected). Fix what the error names (the server's disk, "
+    "max_connections, the role's CREATEDB privilege), or drop the marker."
+)
+
+POOL_WAIT_TIMEOUT = (
+    "A commits-mode test waited {timeout:g} s for a database of its own and none became "
+    "ready: cloning {template} did not finish. Something holds the template or the "
+    "server is stuck (a long CREATE DATABASE, a lock: see pg_stat_activity). Fix that "
+    "and run again."
+)
+
+KEPT_DATABASE = (
+    "The database of this commits-mode test was kept (--e2e-keep-failed): {name}\n"
+    "  URL:  {url}\n"
+    "  psql: psql {dsn!r}{password_hint}\n"
+    "{lifetime}"
+)
+
+KEPT_ON_EMBEDDED_CLUSTER = (
+    "  It lives on the embedded cluster, which stops when this run ends: inspect it "
+    "while the run is paused (--pdb, or a breakpoint), or run against a server of your "
+    "own (--e2e-db-url) to keep it after the run."
+)
+
+KEPT_ON_SERVER = (
+    "  It stays after the run; the next run's start-up drops it unless that run is "
+    "given --e2e-keep-failed too."
 )

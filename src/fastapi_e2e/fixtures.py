@@ -56,6 +56,9 @@ SYNC_TEST_KEY = pytest.StashKey[bool]()
 """Item stash: a sync test function (set at collection); it gets a sync client."""
 USES_HARNESS_KEY = pytest.StashKey[bool]()
 """Item stash: the test asks for a per-test harness fixture (set at collection)."""
+COMMITS_KEY = pytest.StashKey[bool]()
+"""Item stash: the test is marked ``e2e_commits`` (set at collection)."""
+COMMITS_MARKER = "e2e_commits"
 
 FULL_BODY_BYTES = 1024 * 1024
 
@@ -377,7 +380,7 @@ def _this_test() -> E2ETest:
     loop = item.config.stash[LOOP_KEY]
     from fastapi_e2e.harness import E2ETest
 
-    test = _run_or_fail(loop, E2ETest(run).__aenter__())
+    test = _run_or_fail(loop, E2ETest(run, commits=item.stash.get(COMMITS_KEY, False)).__aenter__())
     item.stash[TEST_KEY] = test
     item.addfinalizer(functools.partial(_end_test, test, loop))
     return test
@@ -452,6 +455,10 @@ def db_session() -> AsyncSession:
     visible to it. ``commit()`` releases a savepoint and ``rollback()`` returns to
     one; the outer transaction is rolled back after the test. SELECTs refresh
     objects already loaded, so the test sees what the app changed.
+
+    In a test marked ``e2e_commits``: a session on the test's own database with
+    connections of its own; ``commit()`` commits for real (the app sees committed
+    rows only), and the database is dropped after the test.
     """
     __tracebackhide__ = True
     _refuse_in_sync_test("db_session")
@@ -464,10 +471,19 @@ def db_connection() -> AsyncConnection:
 
     Use it for Core statements. Do not commit or roll back its transaction: that is
     the harness's, ended after the test.
+
+    In a test marked ``e2e_commits``: a connection of its own to the test's own
+    database (not the app's); ``commit()`` commits for real.
     """
     __tracebackhide__ = True
     _refuse_in_sync_test("db_connection")
-    return _this_test().tx.connection
+    test = _this_test()
+    if test.commits:
+        from fastapi_e2e.database.commits import OwnDatabase
+
+        assert isinstance(test.tx, OwnDatabase)
+        return _run_or_fail(_current_item().config.stash[LOOP_KEY], test.tx.open_connection())
+    return test.tx.connection
 
 
 @pytest.fixture
@@ -503,6 +519,24 @@ def e2e_app_role(request: pytest.FixtureRequest) -> str | None:
     makes the test's own statements run as the app's role too, until ``RESET ROLE``.
     """
     return _get_run(request).app_role
+
+
+@pytest.fixture
+def e2e_test_database_url() -> URL:
+    """SQLAlchemy ``URL`` of the database this test's app works in, function scope.
+
+    In a test marked ``e2e_commits``, the test's own database, where the app commits
+    for real: give it to a subprocess, a raw asyncpg/psycopg connection, a LISTEN
+    connection or ``psql``; it stops existing when the test ends. In other tests it is
+    ``e2e_database_url`` (the run's test database, where the test's rows are never
+    committed). Address and masking as ``e2e_database_url``'s. Asking for it starts
+    the test like ``client`` does.
+    """
+    __tracebackhide__ = True
+    test = _this_test()
+    if test.database_name is not None:
+        return test.run.own_database_url(test.database_name)
+    return test.run.test_code_url
 
 
 @pytest.fixture
@@ -715,6 +749,7 @@ PUBLIC_FIXTURES = frozenset(
         "app",
         "e2e_database_url",
         "e2e_app_role",
+        "e2e_test_database_url",
         "e2e_queries",
         "live_server",
     }

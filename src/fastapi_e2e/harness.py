@@ -43,7 +43,9 @@ from fastapi_e2e.database.address import Address, settle
 from fastapi_e2e.database.binaries import find_binaries
 from fastapi_e2e.database.cache import SnapshotCache, default_cache_dir
 from fastapi_e2e.database.cluster import EmbeddedCluster
+from fastapi_e2e.database.commits import OwnDatabase
 from fastapi_e2e.database.gate import app_code
+from fastapi_e2e.database.pool import DatabasePool
 from fastapi_e2e.database.provision import SchemaSource, TestDatabase
 from fastapi_e2e.database.transaction import TestTransaction
 from fastapi_e2e.database.urls import mask
@@ -88,6 +90,10 @@ class E2ERun:
         self.base_url = httpx.URL(config.base_url) if config.base_url is not None else BASE_URL
         # Off only to measure what recording costs (benchmarks/run.py); not an option.
         self.recording_on = os.environ.get("E2E_RECORDING", "on") != "off"
+        self.pool: DatabasePool | None = None
+        """Databases for commits-mode tests: made by the first such test."""
+        self._commits_engine: AsyncEngine | None = None
+        self.keep_failed = bool(settings.keep_failed.value)
 
     async def __aenter__(self) -> E2ERun:
         self._stack = AsyncExitStack()
@@ -133,7 +139,10 @@ class E2ERun:
             rebuild=bool(self.settings.create_db.value),
             run_id=self.worker.run_id if self.worker is not None else None,
             name=self.address.database,
+            drop_kept=not self.keep_failed,
         )
+        self.admin_url = admin_url
+        self.embedded = embedded
         self.database = database
         self.url: URL = database.url
         # Every engine of the registered dialects connects here from now on, and
@@ -209,6 +218,30 @@ class E2ERun:
                 async with AsyncEngine(engine).connect():
                     pass
 
+    async def commits_pool(self) -> DatabasePool:
+        """The pool of databases for commits-mode tests, started on first use (a run
+        without such tests never makes one); closed before the app's lifespan ends."""
+        if self.pool is None:
+            pool = DatabasePool(
+                self.admin_url, self.database.template_name, self.url.database or "e2e"
+            )
+            self.pool = await self._stack.enter_async_context(pool)
+        return self.pool
+
+    def commits_engine(self) -> AsyncEngine:
+        """The harness's engine for commits-mode tests' db_session and db_connection: the
+        app's driver and options, connecting wherever the wiring points (unpinned)."""
+        if self._commits_engine is None:
+            engine = _root_engine_like(wiring.primary_engine(), self.url)
+            engine.sync_engine.dialect.e2e_role = "harness"  # type: ignore[attr-defined]
+            self._root_engines.append(engine)
+            self._commits_engine = engine
+        return self._commits_engine
+
+    def own_database_url(self, name: str) -> URL:
+        """What a commits-mode test's code uses to reach its own database (any client)."""
+        return self.test_code_url.set(database=name)
+
     def _test_code_url(self, embedded: bool) -> URL:
         """What ``e2e_database_url`` gives the test code: on the embedded cluster the
         TCP address with the run's password, which any client (a DSN string, psql, a
@@ -271,6 +304,16 @@ class E2ERun:
         ]
         if database.stale_dropped:
             parts.append(f"dropped {len(database.stale_dropped)} stale database(s) of dead runs")
+        if database.kept_dropped:
+            parts.append(f"dropped {len(database.kept_dropped)} database(s) kept by earlier runs")
+        if self.pool is not None:
+            pool = self.pool
+            parts.append(
+                f"commits mode: {pool.handed_out} test(s) on databases of their own, "
+                f"{pool.waits} waited for one after the first ({pool.waited_seconds:.2f} s), "
+                f"pool size {pool.target} (at most {pool.most_ready} ready), "
+                f"{pool.made} made, {len(pool.kept)} kept"
+            )
         if self.cluster is not None:
             parts.append(f"cluster cache: {self.cluster.cache_outcome}")
         if getattr(self, "factories_bound", False):
@@ -448,25 +491,48 @@ class E2ETest:
 
     __test__ = False
 
-    def __init__(self, run: E2ERun, *, seeding: seeds.SeedGroup | None = None) -> None:
+    def __init__(
+        self, run: E2ERun, *, seeding: seeds.SeedGroup | None = None, commits: bool = False
+    ) -> None:
         self.run = run
         self.seeding = seeding
+        self.commits = commits
+        """Commits mode: a database of its own, real commits (``e2e_commits`` marker)."""
+        self.database_name: str | None = None
+        """In commits mode, the test's own database."""
+        self.keep_for: str | None = None
+        """Set (to the test's node id) to keep its own database after it failed."""
 
     async def __aenter__(self) -> E2ETest:
         run = self.run
         self.recording = record.Recording(run.recording_limits)
-        group = self.seeding or (run.seed_groups[-1] if run.seed_groups else None)
-        self.tx = await TestTransaction(
-            run.wiring,
-            group.engine if group is not None else run.root_engine(),
-            run.make_session,
-            recording=self.recording if run.recording_on else None,
-            check_deferred=run.check_deferred,
-            deferrable=run.deferrable,
-            app_role=run.app_role,
-            within=group,
-            keep=self.seeding is not None,
-        ).__aenter__()
+        self.tx: TestTransaction | OwnDatabase
+        if self.commits:
+            pool = await run.commits_pool()
+            self.database_name = await pool.acquire()
+            try:
+                self.tx = await OwnDatabase(
+                    run.wiring,
+                    run.url.set(database=self.database_name),
+                    run.commits_engine(),
+                    run.make_session,
+                ).__aenter__()
+            except BaseException:
+                pool.release(self.database_name)
+                raise
+        else:
+            group = self.seeding or (run.seed_groups[-1] if run.seed_groups else None)
+            self.tx = await TestTransaction(
+                run.wiring,
+                group.engine if group is not None else run.root_engine(),
+                run.make_session,
+                recording=self.recording if run.recording_on else None,
+                check_deferred=run.check_deferred,
+                deferrable=run.deferrable,
+                app_role=run.app_role,
+                within=group,
+                keep=self.seeding is not None,
+            ).__aenter__()
         self.app = run.app_under_test.app
         self._fastapi = self.app if isinstance(self.app, FastAPI) else None
         self._saved_overrides: dict[Any, Any] = {}
@@ -486,7 +552,8 @@ class E2ETest:
         (which ends any app task a response left running)."""
         if self._shared_transport is None:
             self._shared_transport = StreamingASGITransport(
-                self.run.app_under_test.asgi, explain_timeout=self.tx.gate.describe_wait
+                self.run.app_under_test.asgi,
+                explain_timeout=self.tx.gate.describe_wait if self.tx.gate is not None else None,
             )
         return self._shared_transport
 
@@ -542,4 +609,17 @@ class E2ETest:
             if self._fastapi is not None:
                 self._fastapi.dependency_overrides.clear()
                 self._fastapi.dependency_overrides.update(self._saved_overrides)
-            await self.tx.__aexit__(exc_type, exc, tb)
+            try:
+                await self.tx.__aexit__(exc_type, exc, tb)
+            finally:
+                if self.database_name is not None:
+                    await self._give_back(self.database_name)
+
+    async def _give_back(self, name: str) -> None:
+        """Hand the test's own database back to the pool: dropped, or kept if it failed."""
+        pool = self.run.pool
+        assert pool is not None
+        if self.keep_for is not None:
+            await pool.keep(name, self.run.database.run_id, self.keep_for)
+        else:
+            pool.release(name)

@@ -137,6 +137,11 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.server_url()  # validated now, so a bad URL is a usage error at start
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.addinivalue_line(
+        "markers",
+        f"{fixtures.COMMITS_MARKER}: the test gets a database of its own, cloned from the "
+        "schema template, where the app and db_session commit for real (pytest-fastapi-e2e)",
+    )
     if not config.pluginmanager.has_plugin("fastapi_e2e.fixtures"):
         config.pluginmanager.register(fixtures, "fastapi_e2e.fixtures")
     workerinput = getattr(config, "workerinput", None)
@@ -289,6 +294,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = _PER_TEST_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         if any(_resolves_to_harness(item, name) for name in names):
             item.stash[fixtures.USES_HARNESS_KEY] = True
+            if item.get_closest_marker(fixtures.COMMITS_MARKER) is not None:
+                item.stash[fixtures.COMMITS_KEY] = True
             if isinstance(item, pytest.Function) and not _is_async_test(item):
                 item.stash[fixtures.SYNC_TEST_KEY] = True
 
@@ -312,6 +319,8 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = outcome.get_result()
     test = item.stash.get(fixtures.TEST_KEY, None)
     reported = item.stash.get(_REPORTED_KEY, False)
+    if test is not None and test.commits and report.failed and test.keep_for is None:
+        _keep_database(item, test, report)
     if test is not None and report.failed and call.when != "setup" and not reported:
         from fastapi_e2e.diagnosis import report as report_module
 
@@ -332,6 +341,32 @@ def pytest_runtest_makereport(
         _forget(item, fixtures.TEST_KEY)
         _forget(item, _REPORTED_KEY)
         _forget(item, _PHASES_KEY)
+
+
+def _keep_database(item: pytest.Item, test: Any, report: pytest.TestReport) -> None:
+    """Under --e2e-keep-failed, keep a failed commits-mode test's database and say where."""
+    if not item.config.stash[fixtures.SETTINGS_KEY].keep_failed.value:
+        return
+    test.keep_for = item.nodeid
+    from fastapi_e2e.database.urls import mask
+
+    url = test.run.own_database_url(test.database_name)
+    # No password in the psql line: psql asks for it (or reads ~/.pgpass, PGPASSWORD).
+    dsn = f"postgresql://{url.username}@{url.host}:{url.port}/{url.database}"
+    report.sections.append(
+        (
+            "fastapi-e2e: kept database",
+            errors.KEPT_DATABASE.format(
+                name=test.database_name,
+                url=mask(url),
+                dsn=dsn,
+                password_hint=" (password: the one of the URL above)" if url.password else "",
+                lifetime=errors.KEPT_ON_EMBEDDED_CLUSTER
+                if test.run.embedded
+                else errors.KEPT_ON_SERVER,
+            ),
+        )
+    )
 
 
 def _forget(item: pytest.Item, key: pytest.StashKey[Any]) -> None:
@@ -376,6 +411,11 @@ def _write_trace(item: pytest.Item, test: Any, settings: Any) -> None:
         duration=sum(phase.duration for phase in phases),
         failure="\n\n".join(phase.longreprtext for phase in failed) or None,
         captured=captured,
+        database=(
+            {"mode": "commits", "name": test.database_name, "kept": test.keep_for is not None}
+            if test.commits
+            else {"mode": "rollback", "name": test.run.url.database, "kept": False}
+        ),
     )
 
 

@@ -87,7 +87,8 @@ class TestDatabase:
     for a throwaway cluster). ``rebuild=True`` rebuilds the template once per
     ``run_id`` (xdist workers share one). Before all that, unless
     ``clean_stale=False`` (a cluster of our own has none), test databases of runs
-    that died on this host are dropped.
+    that died on this host are dropped, and (unless ``drop_kept=False``) the
+    databases earlier runs kept for failed commits-mode tests.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -103,8 +104,10 @@ class TestDatabase:
         label: str = "",
         clean_stale: bool = True,
         name: str | None = None,
+        drop_kept: bool = True,
     ) -> None:
         self.admin_url = admin_url
+        self.drop_kept = drop_kept
         self.schema = schema
         self.drop = drop
         self.rebuild = rebuild
@@ -115,6 +118,7 @@ class TestDatabase:
         self.template_name = ""
         self.template_reused = False
         self.stale_dropped: list[str] = []
+        self.kept_dropped: list[str] = []
         self.timings: dict[str, float] = {}
         self._created = False
 
@@ -127,14 +131,15 @@ class TestDatabase:
         return self.admin_url.set(database=self.template_name)
 
     def _stamp(self) -> str:
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        return f"pid {os.getpid()} on {socket.gethostname()}, created {now}"
+        return stamp()
 
     async def __aenter__(self) -> TestDatabase:
         admin = await connect_admin(self.admin_url)
         try:
             if self.clean_stale:
                 self.stale_dropped = await drop_stale_databases(admin)
+                if self.drop_kept:
+                    self.kept_dropped = await drop_kept_databases(admin, self.run_id)
             started = time.perf_counter()
             key = self.schema.key() if self.schema is not None else "no schema"
             version = admin.get_server_version().major
@@ -207,20 +212,7 @@ class TestDatabase:
         )
 
     async def _create(self, admin: asyncpg.Connection, name: str, template: str | None) -> None:
-        statement = f"CREATE DATABASE {_quote(name)}"
-        if template is not None:
-            statement += f" TEMPLATE {_quote(template)}"
-            # FILE_COPY copies the few files of a small template instead of WAL-logging
-            # every block (the PostgreSQL 15 default), which is much faster here.
-            if admin.get_server_version().major >= 15:
-                statement += " STRATEGY FILE_COPY"
-        try:
-            await admin.execute(statement)
-        except asyncpg.InsufficientPrivilegeError as exc:
-            user = self.admin_url.username or "(default user)"
-            raise DatabaseSetupError(
-                NO_CREATEDB.format(user=user, url=mask(self.admin_url), cause=exc)
-            ) from None
+        await create_database(admin, self.admin_url, name, template)
 
     async def __aexit__(self, *exc_info: object) -> None:
         if not self.drop or not self._created:
@@ -230,6 +222,64 @@ class TestDatabase:
             await drop_database(admin, self.name)
         finally:
             await admin.close()
+
+
+async def create_database(
+    admin: asyncpg.Connection, admin_url: URL, name: str, template: str | None
+) -> None:
+    """``CREATE DATABASE name`` (a clone of ``template`` if given), turning a missing
+    CREATEDB privilege into one clear error."""
+    statement = f"CREATE DATABASE {_quote(name)}"
+    if template is not None:
+        statement += f" TEMPLATE {_quote(template)}"
+        # FILE_COPY copies the few files of a small template instead of WAL-logging
+        # every block (the PostgreSQL 15 default), which is much faster here.
+        if admin.get_server_version().major >= 15:
+            statement += " STRATEGY FILE_COPY"
+    try:
+        await admin.execute(statement)
+    except asyncpg.InsufficientPrivilegeError as exc:
+        user = admin_url.username or "(default user)"
+        raise DatabaseSetupError(
+            NO_CREATEDB.format(user=user, url=mask(admin_url), cause=exc)
+        ) from None
+
+
+def stamp() -> str:
+    """Who made a database, and when: the part of its COMMENT the stale sweep reads."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return f"pid {os.getpid()} on {socket.gethostname()}, created {now}"
+
+
+def kept_comment(run_id: str, nodeid: str) -> str:
+    """The COMMENT of a failed commits-mode test's database kept for inspection (no
+    longer a "test database of pid ...": the stale sweep must leave it)."""
+    return (
+        f"{COMMENT_PREFIX} kept database (run {run_id}) of failed test {nodeid}; "
+        f"{stamp()}; dropped at the start of a later run without --e2e-keep-failed"
+    )
+
+
+_KEPT = re.compile(re.escape(COMMENT_PREFIX) + r" kept database \(run (\w+)\)")
+
+
+async def drop_kept_databases(admin: asyncpg.Connection, run_id: str) -> list[str]:
+    """Drop the databases earlier runs kept for failed tests (not this run's own)."""
+    rows = await admin.fetch(
+        "SELECT datname, shobj_description(oid, 'pg_database') AS comment FROM pg_database "
+        "WHERE datname LIKE 'e2e\\_%' AND NOT datistemplate"
+    )
+    dropped = []
+    for row in rows:
+        match = _KEPT.match(row["comment"] or "")
+        if match is None or match.group(1) == run_id:
+            continue
+        try:
+            await drop_database(admin, row["datname"], template=False)
+        except asyncpg.PostgresError:
+            continue  # another role's, or being dropped by a concurrent run
+        dropped.append(row["datname"])
+    return dropped
 
 
 async def drop_stale_databases(admin: asyncpg.Connection) -> list[str]:

@@ -110,6 +110,17 @@ def _live_app_engines() -> Iterator[Engine]:
             yield engine
 
 
+def engines_to_retarget() -> list[Engine]:
+    """The live wired engines whose connections must follow the target database when it
+    changes (commits mode): the app's and the test code's, not the harness's root."""
+    return [
+        engine
+        for ref in _created
+        if (engine := ref()) is not None
+        and getattr(engine.dialect, "e2e_role", "") in ("app", "harness")
+    ]
+
+
 def primary_engine() -> Engine | None:
     """The app's oldest live engine, whose driver and options the tests' connections
     copy (this runs for every test: no list is built)."""
@@ -293,6 +304,9 @@ class Wiring:
         """The running test (None between tests)."""
         self.escapes: list[E2EError] = []
         """Work refused outside the test's transaction, to fail the test it happened in."""
+        self.commits = False
+        """A commits-mode test runs: ``url`` is its own database, ``test`` is None, and the
+        app's connections (raw asyncpg ones too) commit there for real."""
         self._pool_limits: list[tuple[Any, Any]] = []
 
     def lift_pool_limit(self, engine: Engine) -> None:

@@ -64,6 +64,13 @@ def render_html(data: dict[str, Any]) -> str:
     """A readable page: summary, the report text, timeline, and captured output."""
     title = html.escape(f"{data['nodeid']}: {data['outcome']}")
     logs = "".join(f"<h3>{html.escape(name)}</h3>{_pre(text)}" for name, text in data["captured"])
+    database = data.get("database")
+    where = (
+        f"<p>database: {html.escape(str(database['name']))} ({html.escape(str(database['mode']))}"
+        f"{', kept' if database['kept'] else ''})</p>"
+        if database
+        else ""
+    )
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{title}</title><style>"
@@ -74,7 +81,7 @@ def render_html(data: dict[str, Any]) -> str:
         "</style></head><body>"
         f"<h1>{title}</h1>"
         f"<p>duration {data['duration_s']} s; {len(data['exchanges'])} request(s), "
-        f"{data['statement_count']} SQL statement(s)</p>"
+        f"{data['statement_count']} SQL statement(s)</p>{where}"
         f"<h2>Failure</h2>{_pre(data['failure'] or '(passed)')}"
         f"<h2>Requests, server exceptions and SQL</h2>{_pre(render_text(data, full=True))}"
         f"<h2>Timeline</h2>{_timeline(data)}"

@@ -52,6 +52,7 @@ def write_trace_files(
     duration: float,
     failure: str | None,
     captured: list[tuple[str, str]],
+    database: dict[str, object] | None = None,
 ) -> list[Path]:
     """Write the test's JSON and HTML trace; secrets masked as in the report."""
     redactor = Redactor()
@@ -61,6 +62,7 @@ def write_trace_files(
         "outcome": outcome,
         "duration_s": round(duration, 3),
         "failure": failure,
+        "database": database,
         **view,
         "captured": captured,
     }

@@ -1,0 +1,83 @@
+"""A commits-mode test's world: its own database, where the app and the test commit for real.
+
+``async with OwnDatabase(wiring, url, engine, make_session) as own:`` points every
+wired engine (the app's, and the test code's on ``e2e_database_url``) at ``url``,
+closing the connections their pools hold to the previous database, so none of them
+hands the test a connection to another test's database; ``own.session`` and
+``own.connection`` (opened on first use) are on ``engine``, an engine of the
+harness's outside the wiring's pinning. On exit the session and connection are
+closed, the engines' pooled connections to ``url`` too, and the wiring points back
+at the run's test database: nothing is connected to ``url`` any more, so the pool
+can drop it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from fastapi_e2e.database import wiring as wiring_module
+from fastapi_e2e.database.wiring import Wiring
+from fastapi_e2e.errors import E2EError
+
+
+async def retarget_engines(wiring: Wiring, url: URL) -> None:
+    """Send the wired engines' new connections to ``url``, after closing the pooled
+    ones (public ``dispose()``): a pool must not hand out a connection to a database
+    that is about to be dropped, or to the wrong test's."""
+    wiring.url = url
+    for engine in wiring_module.engines_to_retarget():
+        await AsyncEngine(engine).dispose()
+        if getattr(engine.dialect, "e2e_role", "") == "app":
+            wiring.lift_pool_limit(engine)  # dispose() made a new pool
+
+
+class OwnDatabase:
+    """The test's own database, as the wiring's target, with the test's session on it."""
+
+    gate = None
+    """No turns to take: every connection is a real one."""
+
+    def __init__(
+        self,
+        wiring: Wiring,
+        url: URL,
+        engine: AsyncEngine,
+        make_session: Callable[..., AsyncSession],
+    ) -> None:
+        self.wiring = wiring
+        self.url = url
+        self.engine = engine
+        self.make_session = make_session
+        self.stale: list[E2EError] = []
+        self._connection: AsyncConnection | None = None
+
+    async def __aenter__(self) -> OwnDatabase:
+        self._run_url = self.wiring.url
+        await retarget_engines(self.wiring, self.url)
+        self.wiring.commits = True
+        self.session = self.make_session(bind=self.engine)
+        return self
+
+    @property
+    def connection(self) -> AsyncConnection:
+        """The test's own connection (``open_connection()`` first)."""
+        assert self._connection is not None, "open_connection() first"
+        return self._connection
+
+    async def open_connection(self) -> AsyncConnection:
+        if self._connection is None:
+            self._connection = await self.engine.connect()
+        return self._connection
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            await self.session.close()
+            if self._connection is not None:
+                await self._connection.close()
+        finally:
+            self.wiring.commits = False
+            await retarget_engines(self.wiring, self._run_url)
