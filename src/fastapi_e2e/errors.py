@@ -638,3 +638,27 @@ KEPT_ON_SERVER = (
     "  It stays after the run; the next run's start-up drops it unless that run is "
     "given --e2e-keep-failed too."
 )
+
+COMMITS_IN_SEED_GROUP = (
+    "This test is marked e2e_commits but runs inside a @seed group, whose rows live in "
+    "the group's open transaction: the test's own database (a clone of the schema "
+    "template) would not have them, and the test would see a different world than its "
+    "seed fixture describes. Fix: move commits-mode tests to a module (or class) "
+    "without @seed fixtures, and seed them in the test, or bake the rows into the "
+    "template with E2EConfig.seed_files."
+)
+
+COMMITS_WITH_APP_ROLE = (
+    "This test is marked e2e_commits while the run's app role is {role!r} "
+    "(--e2e-app-role): commits mode does not yet run the app as that role in the "
+    "test's own database, so row-level security would silently not apply. Fix: test "
+    "RLS in tests without the e2e_commits marker, or run commits-mode tests in a run "
+    "without --e2e-app-role."
+)
+
+QUERIES_IN_COMMITS_MODE = (
+    "e2e_queries counts the statements on the test's shared connection, and a test "
+    "marked e2e_commits has none (the app and the test use connections of their own), "
+    "so any count it gave would be wrong. Fix: count queries in a test without the "
+    "e2e_commits marker."
+)

@@ -549,11 +549,15 @@ def e2e_queries() -> QueryCounter:
     app, leaving out SAVEPOINT/RELEASE/ROLLBACK TO bookkeeping. A failure lists them
     and flags a statement repeated within one request (an N+1 pattern).
     ``with e2e_queries.capture() as queries:`` only collects them (``queries.sql``).
+    Refused in a test marked ``e2e_commits``, which has no shared connection to count on.
     """
     __tracebackhide__ = True
     from fastapi_e2e.diagnosis.queries import QueryCounter
 
-    return QueryCounter(_this_test().recording)
+    test = _this_test()
+    if test.commits:
+        _fail(errors.E2EError(errors.QUERIES_IN_COMMITS_MODE))
+    return QueryCounter(test.recording)
 
 
 @pytest.fixture(scope="session")
@@ -583,7 +587,8 @@ def live_server(_e2e_live_server: LiveServer) -> Iterator[LiveServer]:
     already running, on the session loop. During the test each request's database
     work runs in this test's transaction, like ``client``'s: rows the test seeded
     (flushed ones, and pending ones, flushed first) are visible to the browser, its
-    writes to ``db_session``, and all is rolled back after the test; requests are
+    writes to ``db_session``, and all is rolled back after the test (in a test marked
+    ``e2e_commits``: committed rows only, in the test's own database); requests are
     recorded in the failure report. Outside a test that asks for it, requests are
     answered 503 with the reason. Combined with ``client``, both reach the same app
     and transaction. In a sync test the session loop runs in a helper thread from

@@ -50,7 +50,13 @@ from fastapi_e2e.database.provision import SchemaSource, TestDatabase
 from fastapi_e2e.database.transaction import TestTransaction
 from fastapi_e2e.database.urls import mask
 from fastapi_e2e.diagnosis import record
-from fastapi_e2e.errors import SEED_SCOPE_ORDER, ConfigError, E2EError
+from fastapi_e2e.errors import (
+    COMMITS_IN_SEED_GROUP,
+    COMMITS_WITH_APP_ROLE,
+    SEED_SCOPE_ORDER,
+    ConfigError,
+    E2EError,
+)
 from fastapi_e2e.importing import resolve
 
 if TYPE_CHECKING:  # the xdist module imports this one
@@ -502,12 +508,18 @@ class E2ETest:
         """In commits mode, the test's own database."""
         self.keep_for: str | None = None
         """Set (to the test's node id) to keep its own database after it failed."""
+        self._environment: Any = None
+        """In commits mode, the env variables pointed at the test's own database."""
 
     async def __aenter__(self) -> E2ETest:
         run = self.run
         self.recording = record.Recording(run.recording_limits)
         self.tx: TestTransaction | OwnDatabase
         if self.commits:
+            if run.seed_groups:
+                raise E2EError(COMMITS_IN_SEED_GROUP)
+            if run.app_role is not None:
+                raise E2EError(COMMITS_WITH_APP_ROLE.format(role=run.app_role))
             pool = await run.commits_pool()
             self.database_name = await pool.acquire()
             try:
@@ -520,6 +532,9 @@ class E2ETest:
             except BaseException:
                 pool.release(self.database_name)
                 raise
+            # A subprocess or worker the test starts reads its database from there.
+            self._environment = mock.patch.dict(os.environ, run._environment(self.database_name))
+            self._environment.start()
         else:
             group = self.seeding or (run.seed_groups[-1] if run.seed_groups else None)
             self.tx = await TestTransaction(
@@ -541,6 +556,7 @@ class E2ETest:
         if run.recording_on:
             run.app_under_test.recording = self.recording
         run.app_under_test.gate = self.tx.gate
+        run.app_under_test.owner = self.tx
         self._client: httpx.AsyncClient | None = None
         self._sync_client: httpx.Client | None = None
         self._shared_transport: StreamingASGITransport | None = None
@@ -586,7 +602,12 @@ class E2ETest:
     async def flush_pending(self) -> None:
         """Flush ``db_session``'s pending rows before a request: rows the test added
         but did not flush would be invisible to the app. Requests opened together
-        (WebSockets, the live server's) take turns: a session flushes once at a time."""
+        (WebSockets, the live server's) take turns: a session flushes once at a time.
+
+        Not in commits mode: there the app sees committed rows only, and flushed but
+        uncommitted ones would hold locks the app's requests would wait for."""
+        if self.commits:
+            return
         async with self._flush_lock:
             await self.tx.session.flush()
 
@@ -597,7 +618,10 @@ class E2ETest:
         tb: TracebackType | None,
     ) -> None:
         self.run.app_under_test.gate = None
+        self.run.app_under_test.owner = None
         self.run.app_under_test.recording = None
+        if self._environment is not None:
+            self._environment.stop()
         try:
             if self._sync_client is not None:
                 self._sync_client.close()

@@ -319,7 +319,13 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = outcome.get_result()
     test = item.stash.get(fixtures.TEST_KEY, None)
     reported = item.stash.get(_REPORTED_KEY, False)
-    if test is not None and test.commits and report.failed and test.keep_for is None:
+    if (
+        test is not None
+        and test.commits
+        and report.failed
+        and test.keep_for is None
+        and call.when != "teardown"  # by then the test's end has given its database back
+    ):
         _keep_database(item, test, report)
     if test is not None and report.failed and call.when != "setup" and not reported:
         from fastapi_e2e.diagnosis import report as report_module
@@ -362,7 +368,7 @@ def _keep_database(item: pytest.Item, test: Any, report: pytest.TestReport) -> N
                 dsn=dsn,
                 password_hint=" (password: the one of the URL above)" if url.password else "",
                 lifetime=errors.KEPT_ON_EMBEDDED_CLUSTER
-                if test.run.embedded
+                if test.run.settings.server_url() is None  # xdist workers' too
                 else errors.KEPT_ON_SERVER,
             ),
         )

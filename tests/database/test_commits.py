@@ -395,3 +395,132 @@ def test_a_test_without_the_marker_still_cannot_see_the_commit(
         """
     )
     commits_app.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_commits_mode_refuses_what_it_cannot_honour(commits_app: pytest.Pytester) -> None:
+    commits_app.makepyfile(
+        test_seeded="""
+        import pytest
+        from fastapi_e2e import seed
+
+        @seed(scope="module")
+        async def jobs(client):
+            await client.post("/jobs", params={"name": "seeded"})
+
+        @pytest.mark.e2e_commits
+        async def test_in_a_seed_group(jobs, client):
+            pass
+        """,
+        test_counted="""
+        import pytest
+
+        @pytest.mark.e2e_commits
+        async def test_counts_queries(client, e2e_queries):
+            pass
+        """,
+    )
+    result = commits_app.runpytest_subprocess(timeout=120)
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*e2e_queries counts the statements on the test's shared connection*",
+            "*marked e2e_commits but runs inside a @seed group*Fix: move commits-mode tests*",
+        ]
+    )
+
+
+def test_commits_mode_with_an_app_role_is_refused(commits_app: pytest.Pytester) -> None:
+    commits_app.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.e2e_commits
+        async def test_marked(client):
+            pass
+        """
+    )
+    result = commits_app.runpytest_subprocess("--e2e-app-role", "auto", timeout=120)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*run's app role is '*_app' (--e2e-app-role)*"])
+
+
+def test_commits_mode_points_the_environment_and_factories_at_its_database(
+    commits_app: pytest.Pytester,
+) -> None:
+    commits_app.makepyfile(
+        """
+        import os
+
+        import pytest
+        from sqlalchemy import text
+        from fastapi_e2e import current_session
+
+        @pytest.mark.e2e_commits
+        async def test_own(client, db_session, e2e_test_database_url):
+            assert os.environ["DATABASE_URL"].endswith("/" + e2e_test_database_url.database)
+            assert current_session() is db_session
+            name = await current_session().scalar(text("SELECT current_database()"))
+            assert name == e2e_test_database_url.database
+
+        async def test_rollback_after(client, e2e_database_url):
+            assert os.environ["DATABASE_URL"].endswith("/" + e2e_database_url.database)
+        """
+    )
+    # DATABASE_URL set by database_url_env, as the commits app reads it.
+    commits_app.makeconftest(
+        COMMITS_CONFTEST.replace(
+            'metadata="commits_app:Base.metadata"',
+            'metadata="commits_app:Base.metadata", database_url_env="DATABASE_URL"',
+        )
+    )
+    result = commits_app.runpytest_subprocess("-p", "no:randomly", timeout=120)
+    result.assert_outcomes(passed=2)
+
+
+def test_a_task_a_commits_request_left_running_cannot_write_later(
+    commits_app: pytest.Pytester,
+) -> None:
+    commits_app.makepyfile(
+        """
+        import asyncio
+
+        import pytest
+        from fastapi import FastAPI
+        from sqlalchemy import func, select
+
+        import commits_app
+
+        LEFT_OVER: list[asyncio.Task] = []
+
+        @pytest.fixture(autouse=True, scope="module")
+        def late_route():
+            async def audit():
+                await asyncio.sleep(0.2)
+                async with commits_app.SessionLocal() as session:
+                    session.add(commits_app.Job(name="late"))
+                    await session.commit()
+
+            @commits_app.app.post("/fire")
+            async def fire():
+                LEFT_OVER.append(asyncio.get_running_loop().create_task(audit()))
+
+            yield
+
+        @pytest.mark.e2e_commits
+        async def test_fires(client):
+            assert (await client.post("/fire")).status_code == 200
+
+        async def test_after(client, db_session):
+            with pytest.raises(Exception, match="started and left running"):
+                await asyncio.gather(*LEFT_OVER)
+            count = await db_session.scalar(select(func.count()).select_from(commits_app.Job))
+            assert count == 0
+        """
+    )
+    result = commits_app.runpytest_subprocess("-p", "no:randomly", timeout=120)
+    # Refused where it ran, and the test it ran in is told at its end (even had the
+    # task swallowed the error).
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*ERROR at teardown of test_after*", "Refused a session opened at *in audit by a task*"]
+    )

@@ -63,7 +63,7 @@ def _instrument(app: ASGIApp, running: AppUnderTest) -> ASGIApp:
     """Mark each request for the session gate, and record it into the test's recording."""
 
     async def instrumented(scope: Scope, receive: Receive, send: Send) -> None:
-        with request_scope(running.gate):
+        with request_scope(running.gate, running.owner):
             recording = running.recording
             kind = scope["type"]
             if recording is None or kind not in ("http", "websocket"):
@@ -86,6 +86,9 @@ class AppUnderTest:
         """The running test's recording of exchanges (None between tests)."""
         self.gate: SessionGate | None = None
         """The running test's session gate; requests are marked with it (None between tests)."""
+        self.owner: object = None
+        """The running test's transaction (or own database); requests are marked with it
+        (None between tests), so work their left-over tasks do later is recognised."""
 
     async def __aenter__(self) -> AppUnderTest:
         token = APP_CODE.set(True)  # the lifespan's task (and its tasks) inherit it

@@ -60,6 +60,8 @@ class OwnDatabase:
         await retarget_engines(self.wiring, self.url)
         self.wiring.commits = True
         self.session = self.make_session(bind=self.engine)
+        self.wiring.commits_session = self.session
+        self.wiring.owner = self
         return self
 
     @property
@@ -80,4 +82,6 @@ class OwnDatabase:
                 await self._connection.close()
         finally:
             self.wiring.commits = False
+            self.wiring.commits_session = None
+            self.wiring.owner = None
             await retarget_engines(self.wiring, self._run_url)

@@ -37,10 +37,13 @@ DEFAULT_TIMEOUT = 10.0
 class Request:
     """Identifies one request the client made, and the test (its gate) it belongs to."""
 
-    __slots__ = ("gate",)
+    __slots__ = ("gate", "owner")
 
-    def __init__(self, gate: SessionGate | None) -> None:
+    def __init__(self, gate: SessionGate | None, owner: object = None) -> None:
         self.gate = gate
+        self.owner = owner
+        """The test's transaction (or commits-mode database) the request belongs to;
+        None between tests. A task the request left running still carries it."""
 
 
 REQUEST_TOKEN: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
@@ -180,11 +183,12 @@ class request_scope:
     between tests); the turns it takes are forgotten by the caller's context when it
     ends (requests often run in the test's own task)."""
 
-    def __init__(self, gate: SessionGate | None) -> None:
+    def __init__(self, gate: SessionGate | None, owner: object = None) -> None:
         self.gate = gate
+        self.owner = owner
 
     def __enter__(self) -> Request:
-        self.request = Request(self.gate)
+        self.request = Request(self.gate, self.owner)
         self._token = REQUEST_TOKEN.set(self.request)
         self._app_code = APP_CODE.set(True)
         self._held = _HELD.set(_HELD.get())

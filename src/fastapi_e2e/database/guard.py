@@ -42,12 +42,17 @@ _QUERY_METHODS = (
 )
 
 
-def _refuse_during_test(method: str) -> None:
+def _refuse_during_test(method: str, connection: Any) -> None:
     active = wiring.active()
     if active is None:
         return
-    if active.commits or (active.test is None and REQUEST_TOKEN.get() is None):
-        return  # a commits-mode test's raw connections reach its own database for real
+    if active.commits:
+        # A commits-mode test's raw connections reach its own database for real; older
+        # ones (a pool the lifespan opened) point at the run's and would commit there.
+        if getattr(connection, "_e2e_database", None) == active.url.database:
+            return
+    elif active.test is None and REQUEST_TOKEN.get() is None:
+        return
     error = ConnectionEscapeError(RAW_DRIVER_ESCAPE.format(method=method, site=call_site()))
     active.escapes.append(error)
     raise error
@@ -56,7 +61,7 @@ def _refuse_during_test(method: str) -> None:
 def _guarded_method(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
-        _refuse_during_test(f"asyncpg Connection.{name}()")
+        _refuse_during_test(f"asyncpg Connection.{name}()", self)
         return await original(self, *args, **kwargs)
 
     return guarded
@@ -66,7 +71,8 @@ def _guarded_method(name: str, original: Callable[..., Any]) -> Callable[..., An
 def guarded_class(cls: type[asyncpg.Connection]) -> type[asyncpg.Connection]:
     """``cls`` whose query methods refuse while a test runs."""
     methods = {name: _guarded_method(name, getattr(cls, name)) for name in _QUERY_METHODS}
-    return type(cls.__name__, (cls,), {"__slots__": (), **methods})
+    # _e2e_database: the database it was redirected to (commits mode tells them apart).
+    return type(cls.__name__, (cls,), {"__slots__": ("_e2e_database",), **methods})
 
 
 _TARGET_KWARGS = ("dsn", "host", "port", "user", "password", "database", "passfile", "ssl")
@@ -85,7 +91,9 @@ async def _guarded_connect(connect: Callable[..., Any], *args: Any, **kwargs: An
         args = ()
         kwargs = {k: v for k, v in kwargs.items() if k not in _TARGET_KWARGS}
         kwargs.update(asyncpg_connect_kwargs(active.url))
-    return await connect(*args, **kwargs)
+    connection = await connect(*args, **kwargs)
+    connection._e2e_database = active.url.database if active is not None else None
+    return connection
 
 
 @contextmanager

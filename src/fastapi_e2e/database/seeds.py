@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from fastapi_e2e import compat
 from fastapi_e2e.compat import run_in_greenlet
 from fastapi_e2e.database import wiring
 from fastapi_e2e.errors import NO_CURRENT_SESSION, SEED_GROUP_LOST, E2EError
@@ -69,13 +70,19 @@ class SeedGroup:
     async def __aexit__(self, *exc_info: object) -> None:
         sync = self.connection.sync_connection
         usable = sync is not None and not sync.invalidated and not self.connection.closed
-        if self.parent is not None:
+        try:
+            if self.parent is not None:
+                if usable:
+                    await run_in_greenlet(self._undo, f"e2e_group_{self.depth}")
+                return
             if usable:
-                await run_in_greenlet(self._undo, f"e2e_group_{self.depth}")
-            return
-        if usable:
-            await self.connection.rollback()
-        await self.connection.close()
+                await self.connection.rollback()
+            await self.connection.close()
+        finally:
+            # DDL the seed ran is undone now: statements prepared since describe it.
+            compat.forget_prepared_statements(self.engine.sync_engine.dialect)
+            for engine in wiring.app_engines():
+                compat.forget_prepared_statements(engine.dialect)
 
     @property
     def sync_connection(self) -> Connection:
@@ -152,6 +159,8 @@ def current_session() -> AsyncSession:
         raise E2EError(NO_CURRENT_SESSION.format(what="no run is active"))
     test = active.test
     if test is None:
+        if active.commits_session is not None:  # a commits-mode test's own session
+            return active.commits_session
         raise E2EError(NO_CURRENT_SESSION.format(what="the run is between tests"))
     return test.session
 

@@ -37,6 +37,8 @@ from fastapi_e2e.errors import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from fastapi_e2e.database.transaction import TestTransaction
 
 # Connection parameters that say which server and who: replaced by the test database's.
@@ -273,7 +275,7 @@ def _refuse_request_task_between_tests(wiring: Wiring) -> None:
     """Work a request's left-over task starts between tests would persist for the run;
     refused, and remembered so the next test fails even if the task swallows it."""
     request = REQUEST_TOKEN.get()
-    if request is not None and request.gate is not None:
+    if request is not None and request.owner is not None and request.owner is not wiring.owner:
         error = E2EError(STALE_TASK_SESSION.format(site=call_site()))
         wiring.escapes.append(error)
         raise error
@@ -307,11 +309,22 @@ class Wiring:
         self.commits = False
         """A commits-mode test runs: ``url`` is its own database, ``test`` is None, and the
         app's connections (raw asyncpg ones too) commit there for real."""
-        self._pool_limits: list[tuple[Any, Any]] = []
+        self.owner: object = None
+        """A commits-mode test's own database object while it runs: its requests'
+        connections are its own; those of other tests' left-over tasks are refused."""
+        self.commits_session: AsyncSession | None = None
+        """A commits-mode test's ``db_session`` (``current_session()`` hands it out)."""
+        self._pool_limits: dict[int, tuple[weakref.ref[Engine], Any, Any]] = {}
+        """Per engine (by id, while it lives): its pool and the limit to restore."""
 
     def lift_pool_limit(self, engine: Engine) -> None:
-        """For the run, let the engine's pool grow as its requests ask (restored after)."""
-        self._pool_limits.append((engine.pool, compat.lift_overflow_limit(engine.pool)))
+        """For the run, let the engine's pool grow as its requests ask (restored after).
+        Lifting it again (a new pool after ``dispose()``) replaces the engine's entry."""
+        known = self._pool_limits.get(id(engine))
+        if known is not None and known[0]() is engine and known[1] is engine.pool:
+            return  # lifted already: lifting again would save "no limit" as its limit
+        limit = compat.lift_overflow_limit(engine.pool)
+        self._pool_limits[id(engine)] = (weakref.ref(engine), engine.pool, limit)
 
     def __enter__(self) -> Wiring:
         _active.append(self)
@@ -323,8 +336,10 @@ class Wiring:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for engine_pool, limit in reversed(self._pool_limits):
-            compat.restore_overflow_limit(engine_pool, limit)
+        for alive, engine_pool, limit in reversed(self._pool_limits.values()):
+            if alive() is not None:
+                compat.restore_overflow_limit(engine_pool, limit)
+        self._pool_limits.clear()
         event.remove(Engine, "handle_error", self._statement_failed)
         event.remove(Engine, "after_cursor_execute", self._after_statement)
         event.remove(Engine, "before_cursor_execute", self._before_statement)
@@ -353,7 +368,9 @@ class Wiring:
         if role == "app" and kept != dialect.e2e_connect_args:
             dialect.e2e_connect_args = kept  # the root engine copies them
             dialect.e2e_connect_args_version += 1
-        elif role == "root" and dialect.e2e_primary is not None:
+        elif role in ("root", "harness") and dialect.e2e_primary is not None:
+            # The harness's engines (the tests' and commits mode's): the app's
+            # server_settings, statement cache size... as the app's engine passes them.
             kept = {**dialect.e2e_primary.e2e_connect_args, **kept}
         params = {**kept, **target}
         if dialect.driver == "asyncpg":
