@@ -390,6 +390,37 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def measure_against(work: Path, other_src: Path, repeat: int, count: int) -> None:
+    """The harness rows (rolled back; plus one GET) of this checkout against another
+    source tree of the plugin (``git worktree add /tmp/old <commit>``, then its
+    ``src``), interleaved in one session: the way to tell whether a change made them
+    slower on a machine whose speed drifts between days. Same venv for both; the other
+    tree is put first on PYTHONPATH."""
+    kinds = ["harness", "harness_get"]
+    sides = {"this checkout": None, str(other_src): other_src}
+    samples: dict[tuple[str, str], list[float]] = {(s, k): [] for s in sides for k in kinds}
+    print(f"this checkout against {other_src}, {repeat} interleaved rounds:", flush=True)
+    for round_number in range(repeat + 1):  # round 0 warms caches and disk
+        for kind in kinds:
+            directory = work / f"{kind}-{count}"
+            if not directory.exists():
+                write_suite(directory, kind, count)
+            for side, src in sides.items():
+                extra = {}
+                if src is not None:
+                    extra["PYTHONPATH"] = os.pathsep.join([str(src), str(directory)])
+                cache = work / f"cache-{'other' if src else 'this'}"
+                timing = run_pytest(directory, cache=cache, env_extra=extra)[1]
+                if round_number:
+                    samples[(side, kind)].append(timing["per_test"] * 1000)
+    for kind in kinds:
+        mine, theirs = (statistics.median(samples[(side, kind)]) for side in sides)
+        print(
+            f"| {kind} | this checkout {mine:.3f} ms/test | other {theirs:.3f} ms/test "
+            f"| {mine - theirs:+.3f} ms |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (median)")
@@ -402,6 +433,12 @@ def main() -> None:
         help="measure only this (the live server's start-up, scoped seeds, or commits "
         "mode's per-test cost) and print its rows",
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="a source directory of another version of the plugin (its src/): compare "
+        "the harness rows of this checkout with it, interleaved, and print them",
+    )
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="e2e-bench-"))
     cache = work / "cache"
@@ -409,6 +446,9 @@ def main() -> None:
     rows: list[tuple[str, str, str]] = []
     try:
         print(f"machine: {machine()}", flush=True)
+        if options.against is not None:
+            measure_against(work, options.against.resolve(), options.repeat, options.tests)
+            return
         if options.only == "live-server":
             start, wall = measure_live_server(work, cache, options.repeat)
             print(
