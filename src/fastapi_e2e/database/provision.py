@@ -19,6 +19,7 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import asyncpg
@@ -265,14 +266,25 @@ _KEPT = re.compile(re.escape(COMMENT_PREFIX) + r" kept database \(run (\w+)\)")
 
 async def drop_kept_databases(admin: asyncpg.Connection, run_id: str) -> list[str]:
     """Drop the databases earlier runs kept for failed tests (not this run's own)."""
+
+    def doomed(comment: str) -> bool:
+        match = _KEPT.match(comment)
+        return match is not None and match.group(1) != run_id
+
+    return await _drop_test_databases_if(admin, doomed)
+
+
+async def _drop_test_databases_if(
+    admin: asyncpg.Connection, doomed: Callable[[str], bool]
+) -> list[str]:
+    """Drop the harness's non-template databases whose COMMENT ``doomed`` accepts."""
     rows = await admin.fetch(
         "SELECT datname, shobj_description(oid, 'pg_database') AS comment FROM pg_database "
         "WHERE datname LIKE 'e2e\\_%' AND NOT datistemplate"
     )
     dropped = []
     for row in rows:
-        match = _KEPT.match(row["comment"] or "")
-        if match is None or match.group(1) == run_id:
+        if not doomed(row["comment"] or ""):
             continue
         try:
             await drop_database(admin, row["datname"], template=False)
@@ -301,24 +313,15 @@ _SWEEP_LOCK = "e2e stale database sweep"
 
 
 async def _drop_stale_databases(admin: asyncpg.Connection) -> list[str]:
-    rows = await admin.fetch(
-        "SELECT datname, shobj_description(oid, 'pg_database') AS comment FROM pg_database "
-        "WHERE datname LIKE 'e2e\\_%' AND NOT datistemplate"
-    )
     host = socket.gethostname()
-    dropped = []
-    for row in rows:
-        match = _TEST_DB_COMMENT.search(row["comment"] or "")
-        if not (row["comment"] or "").startswith(COMMENT_PREFIX) or match is None:
-            continue
-        pid, on = int(match.group(1)), match.group(2)
-        if on == host and not pid_alive(pid):
-            try:
-                await drop_database(admin, row["datname"], template=False)
-            except asyncpg.PostgresError:
-                continue  # another role's, or being dropped by a concurrent run
-            dropped.append(row["datname"])
-    return dropped
+
+    def doomed(comment: str) -> bool:
+        match = _TEST_DB_COMMENT.search(comment)
+        if not comment.startswith(COMMENT_PREFIX) or match is None:
+            return False
+        return match.group(2) == host and not pid_alive(int(match.group(1)))
+
+    return await _drop_test_databases_if(admin, doomed)
 
 
 def pid_alive(pid: int) -> bool:
