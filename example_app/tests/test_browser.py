@@ -16,7 +16,9 @@ from example_app.models import Item
 from example_app.tests.conftest import MakeUser
 from fastapi_e2e import LiveServer
 
-async_api = pytest.importorskip("playwright.async_api", reason="pip install playwright")
+async_api = pytest.importorskip(
+    "playwright.async_api", reason="Playwright is not installed: pip install playwright"
+)
 # Playwright's own browser download, or the system's (Debian: apt-get install chromium).
 CHROMIUM = (
     os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
