@@ -253,9 +253,9 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
     if fixturedef not in seen:
         seen.add(fixturedef)
         function = getattr(fixturedef.func, "__func__", fixturedef.func)
-        if (
-            inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
-        ) and getattr(function, compat.LOOP_SCOPE_ATTRIBUTE, None) is None:
+        if _is_async_fixture(fixturedef) and (
+            getattr(function, compat.LOOP_SCOPE_ATTRIBUTE, None) is None
+        ):
             setattr(function, compat.LOOP_SCOPE_ATTRIBUTE, "session")
     helper = _loop_helper(request.config)
     if helper is None or not _is_async_fixture(fixturedef):

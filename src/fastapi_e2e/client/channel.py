@@ -41,10 +41,6 @@ class Channel(Generic[T]):
         self._items.append(item)
         self._wake()
 
-    def put_back(self, item: T) -> None:
-        """Return an item taken but not used up, to be taken first next time."""
-        self._items.appendleft(item)
-
     def close(self) -> None:
         self.closed = True
         self._wake()
