@@ -154,7 +154,7 @@ class E2ERun:
         # Every engine of the registered dialects connects here from now on, and
         # during a test into its transaction; entered before the database so that it
         # is left after the app's engines are disposed and before the database drops.
-        self.test_code_url = self._test_code_url(embedded)
+        self.test_code_url = self._test_code_url()
         self.wiring = self._stack.enter_context(wiring.Wiring(self.url, self.test_code_url))
         self._stack.enter_context(sessions.fresh_reads())
         self._stack.enter_context(guard.raw_connections_guarded())
@@ -248,11 +248,11 @@ class E2ERun:
         """What a commits-mode test's code uses to reach its own database (any client)."""
         return self.test_code_url.set(database=name)
 
-    def _test_code_url(self, embedded: bool) -> URL:
+    def _test_code_url(self) -> URL:
         """What ``e2e_database_url`` gives the test code: on the embedded cluster the
         TCP address with the run's password, which any client (a DSN string, psql, a
         subprocess) can use; on a given server, the server's URL."""
-        if not embedded and self.settings.server_url() is not None:
+        if self.settings.server_url() is not None:
             return self.url
         return URL.create(
             "postgresql+asyncpg",

@@ -29,6 +29,7 @@ from sqlalchemy.engine import URL
 
 from fastapi_e2e.database.provision import (
     COMMENT_PREFIX,
+    comment_database,
     connect_admin,
     create_database,
     drop_database,
@@ -150,9 +151,8 @@ class DatabasePool:
 
     async def keep(self, name: str, run_id: str, nodeid: str) -> None:
         """Keep ``name`` after the run, for inspection: its COMMENT says why."""
-        text = kept_comment(run_id, nodeid).replace("'", "''")
         async with self._lock:
-            await self._admin.execute(f"COMMENT ON DATABASE \"{name}\" IS '{text}'")
+            await comment_database(self._admin, name, kept_comment(run_id, nodeid))
         self._owned.discard(name)
         self._kept.append(name)
 
@@ -189,10 +189,10 @@ class DatabasePool:
         self._owned.add(name)
         comment = (
             f"{COMMENT_PREFIX} commits-mode test database of {stamp()}; dropped after its test"
-        ).replace("'", "''")
+        )
         async with self._lock:
             await create_database(self._admin, self.admin_url, name, self.template)
-            await self._admin.execute(f"COMMENT ON DATABASE \"{name}\" IS '{comment}'")
+            await comment_database(self._admin, name, comment)
         self._ready.append(name)
         self.most_ready = max(self.most_ready, len(self._ready))
         self._readied.set()

@@ -131,9 +131,6 @@ class TestDatabase:
     def template_url(self) -> URL:
         return self.admin_url.set(database=self.template_name)
 
-    def _stamp(self) -> str:
-        return stamp()
-
     async def __aenter__(self) -> TestDatabase:
         admin = await connect_admin(self.admin_url)
         try:
@@ -156,8 +153,8 @@ class TestDatabase:
                 started = time.perf_counter()
                 await self._create(admin, self.name, self.template_name)
                 self._created = True
-                comment = f"{COMMENT_PREFIX} test database of {self._stamp()}; dropped at its end"
-                await _comment(admin, self.name, comment)
+                comment = f"{COMMENT_PREFIX} test database of {stamp()}; dropped at its end"
+                await comment_database(admin, self.name, comment)
                 self.timings["clone"] = time.perf_counter() - started
             finally:
                 await admin.execute("SELECT pg_advisory_unlock($1)", lock)
@@ -205,11 +202,11 @@ class TestDatabase:
             await drop_database(admin, self.template_name)
             raise
         what = self.schema.description if self.schema is not None else "no schema"
-        await _comment(
+        await comment_database(
             admin,
             self.template_name,
             f"{COMMENT_PREFIX} schema template ({what}) built by run {self.run_id} of "
-            f"{self._stamp()}; kept as a cache between runs, safe to drop",
+            f"{stamp()}; kept as a cache between runs, safe to drop",
         )
 
     async def _create(self, admin: asyncpg.Connection, name: str, template: str | None) -> None:
@@ -340,7 +337,8 @@ def _lock_id(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-async def _comment(admin: asyncpg.Connection, name: str, text: str) -> None:
+async def comment_database(admin: asyncpg.Connection, name: str, text: str) -> None:
+    """Set a database's COMMENT (quoted name, escaped text)."""
     literal = text.replace("'", "''")
     await admin.execute(f"COMMENT ON DATABASE {_quote(name)} IS '{literal}'")
 
