@@ -148,6 +148,8 @@ asyncio_default_fixture_loop_scope = session
 asyncio_default_test_loop_scope = session
 """
 
+WORK = "await asyncio.sleep(0.02)"
+GET = "assert (await client.get('/things')).json() == []"
 BODIES = {
     "bare": ("", "pass"),
     "harness": ("client, db_session", "pass"),
@@ -156,8 +158,15 @@ BODIES = {
     "engine_per_test": ("own_engine_session", "pass"),
     "harness_get": ("client, db_session", "assert (await client.get('/things')).json() == []"),
     "commits": ("client, db_session", "pass"),
-    "commits_get": ("client, db_session", "assert (await client.get('/things')).json() == []"),
-    "clone_per_test": ("cloned_session", "pass"),
+    # Commits mode at steady state: every test spends 20 ms in its own work (as a test
+    # of a few requests does), time enough for the pool to replace the database used
+    # before; the rollback and TRUNCATE/clone variants run the same body.
+    "harness_work": ("client, db_session", WORK),
+    "commits_work": ("client, db_session", WORK),
+    "harness_get_work": ("client, db_session", WORK + "\n    " + GET),
+    "commits_get_work": ("client, db_session", WORK + "\n    " + GET),
+    "truncate_work": ("truncated_session", WORK),
+    "clone_work": ("cloned_session", WORK),
     "live": (
         "live_server",
         "async with httpx.AsyncClient(base_url=live_server.url) as c:\n"
@@ -206,6 +215,7 @@ def write_suite(directory: Path, kind: str, count: int) -> None:
     # Tests spread over files of 50, as a real suite would be.
     for start in range(0, count, 50):
         lines = ["import httpx\n"] if kind == "live" else []
+        lines += ["import asyncio\n"] if kind.endswith("_work") else []
         lines += [SEED_HEADER] if kind.startswith("seed_") else []
         if kind.startswith("commits"):
             lines.append("import pytest\npytestmark = pytest.mark.e2e_commits\n")
@@ -326,55 +336,63 @@ def measure_seeds(
 
 
 def measure_commits(work: Path, cache: Path, repeat: int, count: int) -> dict[str, float]:
-    """Per-test cost of a commits-mode test (warm pool) against a rollback test, TRUNCATE
-    after each test and a fresh clone per test on the critical path; 10-table schema.
-    Interleaved rounds, medians of the per-round differences to the bare test."""
-    variants = [
-        ("bare", "bare"),
-        ("harness", "harness"),
-        ("commits", "commits"),
-        ("harness_get", "harness_get"),
-        ("commits_get", "commits_get"),
-        ("truncate", "truncate"),
-        ("clone_per_test", "clone_per_test"),
+    """Commits mode's per-test cost over a rolled-back test, interleaved rounds, medians
+    of the per-round differences; 10-table schema.
+
+    Steady state: every test spends 20 ms in its own work (the same body in every
+    variant), time enough for the pool to make the next database, so the difference
+    is what handing one out costs; TRUNCATE after each test and a fresh clone per test
+    on the critical path run the same body. Burst: empty tests, faster than the server
+    can clone, so each waits for its database."""
+    steady = [
+        ("harness_work", "rollback: client + db_session, 20 ms of work"),
+        ("commits_work", "commits mode, same body"),
+        ("harness_get_work", "rollback: same + one GET"),
+        ("commits_get_work", "commits mode: same + one GET"),
+        ("truncate_work", "TRUNCATE every table after each test, same body"),
+        ("clone_work", "fresh clone per test on the critical path, same body"),
     ]
-    samples: dict[str, list[float]] = {key: [] for key, _ in variants}
-    waits: list[str] = []
-    print(f"commits mode, per-test cost, {count} tests, {repeat} interleaved rounds:")
+    burst = [
+        ("harness", "rollback: client + db_session, empty test"),
+        ("commits", "commits mode, empty test (burst: the pool cannot keep up)"),
+    ]
+    baseline = {
+        "commits_work": "harness_work",
+        "truncate_work": "harness_work",
+        "clone_work": "harness_work",
+        "commits_get_work": "harness_get_work",
+        "commits": "harness",
+    }
+    kinds = [kind for kind, _ in steady + burst]
+    samples: dict[str, list[float]] = {kind: [] for kind in kinds}
+    pool_lines: dict[str, set[str]] = {kind: set() for kind in kinds}
+    print(f"commits mode, per-test cost, {count} tests, {repeat} interleaved rounds:", flush=True)
     for round_number in range(repeat + 1):  # round 0 warms caches and disk
-        for key, kind in variants:
+        for kind in kinds:
             directory = work / f"{kind}-{count}"
             if not directory.exists():
                 write_suite(directory, kind, count)
             _, timing, stdout = run_pytest(directory, cache=cache)
             if round_number:
-                samples[key].append(timing["per_test"] * 1000)
-                if kind.startswith("commits"):
-                    found = re.search(r"commits mode: [^;]*", stdout)
-                    waits.append(found.group(0) if found else "?")
-    results = {f"{key}_ms": statistics.median(values) for key, values in samples.items()}
-    print(f"| per test, median of {repeat} ({count} tests) | ms/test | over bare | over rollback |")
-    print("|---|---|---|---|")
-    for key, label in [
-        ("bare", "bare pytest-asyncio test"),
-        ("harness", "rollback: client + db_session"),
-        ("commits", "commits mode, warm pool: client + db_session"),
-        ("harness_get", "rollback + one GET"),
-        ("commits_get", "commits mode + one GET"),
-        ("truncate", "TRUNCATE every table after each test"),
-        ("clone_per_test", "fresh clone per test on the critical path"),
-    ]:
-        over_bare = statistics.median(
-            a - b for a, b in zip(samples[key], samples["bare"], strict=True)
-        )
-        over_rollback = statistics.median(
-            a - b for a, b in zip(samples[key], samples["harness"], strict=True)
-        )
-        print(
-            f"| {label} | {results[f'{key}_ms']:.2f} | +{over_bare:.2f} ms | "
-            f"{over_rollback:+.2f} ms |"
-        )
-    print("pool, per commits run:", *sorted(set(waits)), sep="\n  ")
+                samples[kind].append(timing["per_test"] * 1000)
+                found = re.search(r"commits mode: [^;]*", stdout)
+                if found:
+                    pool_lines[kind].add(re.sub(r"\(\d+\.\d+ s\)", "(..)", found.group(0)))
+    results = {f"{kind}_ms": statistics.median(values) for kind, values in samples.items()}
+    print(f"| per test, median of {repeat} ({count} tests) | ms/test | over rollback |")
+    print("|---|---|---|")
+    for kind, label in steady + burst:
+        over = ""
+        if kind in baseline:
+            paired = statistics.median(
+                mine - base
+                for mine, base in zip(samples[kind], samples[baseline[kind]], strict=True)
+            )
+            results[f"{kind}_over_rollback_ms"] = paired
+            over = f"{paired:+.2f} ms"
+        print(f"| {label} | {results[f'{kind}_ms']:.2f} | {over} |")
+    for kind in ("commits_work", "commits_get_work", "commits"):
+        print(f"pool, {kind}:", *sorted(pool_lines[kind]), sep="\n  ")
     return results
 
 

@@ -132,6 +132,31 @@ async def test_asyncpg_adapter_row_buffer_and_pool_connect(pg_cluster: EmbeddedC
     assert asyncpg.connect is compat.original_asyncpg_connect()
 
 
+async def test_asyncpg_dialect_opens_a_connection_with_a_given_creator(
+    pg_cluster: EmbeddedCluster,
+) -> None:
+    from fastapi_e2e.database import wiring
+
+    if wiring.active() is not None:  # -n: this worker also runs the example app's harness
+        pytest.skip("a harness run is live in this process; its wiring would redirect")
+    opened: list[dict[str, Any]] = []
+
+    async def creator(**kwargs: Any) -> Any:
+        opened.append(kwargs)
+        return await compat.original_asyncpg_connect()(**kwargs)
+
+    params: dict[str, Any] = {}
+    assert compat.open_with(params, creator)
+    assert not compat.open_with(params, compat.original_asyncpg_connect())  # the first stays
+    engine = create_async_engine(pg_cluster.url, connect_args=params)
+    async with engine.connect() as conn:
+        assert await conn.exec_driver_sql("SELECT 1") is not None
+    await engine.dispose()
+    assert [kwargs.get("database") for kwargs in opened] == [pg_cluster.url.database], (
+        "SQLAlchemy's asyncpg dialect no longer opens connections with async_creator_fn"
+    )
+
+
 async def test_uvicorn_server_serves_without_touching_signal_handlers() -> None:
     import signal
     import socket

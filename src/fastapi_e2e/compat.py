@@ -131,6 +131,22 @@ def original_asyncpg_connect() -> Any:
     return _original_connect
 
 
+def open_with(params: dict[str, Any], creator: Callable[..., Awaitable[Any]]) -> bool:
+    """Have SQLAlchemy's asyncpg dialect open one connection with ``creator(**kwargs)``
+    (asyncpg's connect arguments); False if the engine brings a creator of its own.
+
+    Why private: SQLAlchemy documents ``async_creator`` on ``create_async_engine``,
+    which fixes one creator for a whole engine; the dialect's DBAPI ``connect()``
+    takes it per connection as the ``async_creator_fn`` keyword, which that option is
+    built on. The wiring chooses per connection: the run's database, or a
+    commits-mode test's own (``database/warm.py``).
+    """
+    if "async_creator_fn" in params:
+        return False
+    params["async_creator_fn"] = creator
+    return True
+
+
 @contextmanager
 def asyncpg_connect_replaced(wrapper: Callable[..., Awaitable[Any]]) -> Iterator[None]:
     """Route ``asyncpg.connect()`` and the pools' connects through ``wrapper(connect, ...)``.

@@ -25,6 +25,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from fastapi_e2e import compat
 from fastapi_e2e.client.app import AppUnderTest
 from fastapi_e2e.client.sync import LoopTransport
 from fastapi_e2e.client.transport import StreamingASGITransport
@@ -49,6 +50,7 @@ from fastapi_e2e.database.pool import DatabasePool
 from fastapi_e2e.database.provision import SchemaSource, TestDatabase
 from fastapi_e2e.database.transaction import TestTransaction
 from fastapi_e2e.database.urls import mask
+from fastapi_e2e.database.warm import WarmConnections
 from fastapi_e2e.diagnosis import record
 from fastapi_e2e.errors import (
     COMMITS_IN_SEED_GROUP,
@@ -229,7 +231,10 @@ class E2ERun:
         without such tests never makes one); closed before the app's lifespan ends."""
         if self.pool is None:
             pool = DatabasePool(
-                self.admin_url, self.database.template_name, self.url.database or "e2e"
+                self.admin_url,
+                self.database.template_name,
+                self.url.database or "e2e",
+                WarmConnections(compat.original_asyncpg_connect()),
             )
             self.pool = await self._stack.enter_async_context(pool)
         return self.pool
@@ -320,6 +325,13 @@ class E2ERun:
                 f"pool size {pool.target} (at most {pool.most_ready} ready), "
                 f"{pool.made} made, {len(pool.kept)} kept"
             )
+            if pool.warm is not None:
+                warm = pool.warm
+                parts.append(
+                    f"connections for them: {warm.handed_ahead} opened ahead, "
+                    f"{warm.opened_on_demand} on demand"
+                    + (f" ({warm.not_opened_ahead} failed ahead)" if warm.not_opened_ahead else "")
+                )
         if self.cluster is not None:
             parts.append(f"cluster cache: {self.cluster.cache_outcome}")
         if getattr(self, "factories_bound", False):
@@ -528,6 +540,7 @@ class E2ETest:
                     run.url.set(database=self.database_name),
                     run.commits_engine(),
                     run.make_session,
+                    pool.warm,
                 ).__aenter__()
             except BaseException:
                 pool.release(self.database_name)

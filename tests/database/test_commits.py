@@ -263,6 +263,58 @@ def test_the_apps_pooled_connections_follow_the_database(commits_app: pytest.Pyt
     result.assert_outcomes(passed=3)
 
 
+def test_the_apps_connections_are_opened_before_the_test_once_warm(
+    commits_app: pytest.Pytester,
+) -> None:
+    commits_app.makepyfile(
+        """
+        import asyncio, time, pytest
+
+        @pytest.mark.e2e_commits
+        @pytest.mark.parametrize("n", range(4))
+        async def test_slow(client, n):
+            started = time.time()
+            served = (await client.get("/connection")).json()
+            if n:  # the first test shows the pool what its tests open
+                assert served["started"] < started, "connected during the test"
+            await asyncio.sleep(0.5)  # time enough to ready the next database
+        """
+    )
+    result = commits_app.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*connections for them: 3 opened ahead, 1 on demand*"])
+
+
+def test_a_finished_tests_connections_are_closed_before_its_database_is_dropped(
+    commits_app: pytest.Pytester,
+) -> None:
+    # Fast tests keep the pool busy making databases, so it drops used ones late; their
+    # connections must not wait for the drop, or the server runs out of them.
+    commits_app.makepyfile(
+        """
+        import pytest
+        from sqlalchemy import text
+
+        STILL_CONNECTED = text(
+            "SELECT datname, count(*) FROM pg_stat_activity "
+            "WHERE datname = ANY(:names) GROUP BY datname"
+        )
+        used = []
+
+        @pytest.mark.e2e_commits
+        @pytest.mark.parametrize("n", range(30))
+        async def test_fast(client, db_session, e2e_test_database_url, n):
+            assert (await client.get("/jobs/count")).json() == 0
+            # The last two tests' connections may still be closing.
+            left = (await db_session.execute(STILL_CONNECTED, {"names": used[:-2]})).all()
+            assert left == []
+            used.append(e2e_test_database_url.database)
+        """
+    )
+    result = commits_app.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=30)
+
+
 # --- what needs a real commit now works ---------------------------------------------
 
 

@@ -82,3 +82,17 @@ async def lock() -> bool:
     # Session-level: held by the pooled connection after the request returns it.
     async with engine.connect() as conn:
         return bool(await conn.scalar(text("SELECT pg_try_advisory_lock(42)")))
+
+
+@app.get("/connection")
+async def connection(session: AsyncSession = Depends(get_session)) -> dict[str, float]:
+    """Which server process served the request, and since when (a diagnostics route)."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT pid, extract(epoch FROM backend_start) AS started "
+                "FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+            )
+        )
+    ).one()
+    return {"pid": row.pid, "started": float(row.started)}

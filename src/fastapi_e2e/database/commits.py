@@ -3,12 +3,12 @@
 ``async with OwnDatabase(wiring, url, engine, make_session) as own:`` points every
 wired engine (the app's, and the test code's on ``e2e_database_url``) at ``url``,
 closing the connections their pools hold to the previous database, so none of them
-hands the test a connection to another test's database; ``own.session`` and
+hands the test a connection to another test's database (new ones come from
+``warm``, opened ahead by the pool); ``own.session`` and
 ``own.connection`` (opened on first use) are on ``engine``, an engine of the
 harness's outside the wiring's pinning. On exit the session and connection are
-closed, the engines' pooled connections to ``url`` too, and the wiring points back
-at the run's test database: nothing is connected to ``url`` any more, so the pool
-can drop it.
+closed, the engines let go of their connections to ``url`` (the pool closes them,
+then drops it), and the wiring points back at the run's test database.
 """
 
 from __future__ import annotations
@@ -18,21 +18,39 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.pool import Pool, QueuePool
 
 from fastapi_e2e.database import wiring as wiring_module
+from fastapi_e2e.database.warm import WarmConnections
 from fastapi_e2e.database.wiring import Wiring
 from fastapi_e2e.errors import E2EError
 
 
-async def retarget_engines(wiring: Wiring, url: URL) -> None:
+async def retarget_engines(wiring: Wiring, url: URL, *, leaving: bool = False) -> None:
     """Send the wired engines' new connections to ``url``, after closing the pooled
     ones (public ``dispose()``): a pool must not hand out a connection to a database
-    that is about to be dropped, or to the wrong test's."""
+    that is about to be dropped, or to the wrong test's.
+
+    ``leaving`` a commits-mode database, the engines whose connections ``warm.py``
+    opened only let go of them (``dispose(close=False)``): the pool closes them
+    before the drop, while the next test runs."""
     wiring.url = url
     for engine in wiring_module.engines_to_retarget():
-        await AsyncEngine(engine).dispose()
+        if _holds_nothing(engine.pool):
+            continue  # the common case after a commits-mode test: no new pool to make
+        warm = leaving and getattr(engine.dialect, "e2e_warm", False)
+        await AsyncEngine(engine).dispose(close=not warm)
         if getattr(engine.dialect, "e2e_role", "") == "app":
             wiring.lift_pool_limit(engine)  # dispose() made a new pool
+
+
+def _holds_nothing(engine_pool: Pool) -> bool:
+    """A queue pool with no connection, in or out (any other kind may hold one)."""
+    return (
+        isinstance(engine_pool, QueuePool)
+        and engine_pool.checkedin() == 0
+        and engine_pool.checkedout() == 0
+    )
 
 
 class OwnDatabase:
@@ -47,8 +65,10 @@ class OwnDatabase:
         url: URL,
         engine: AsyncEngine,
         make_session: Callable[..., AsyncSession],
+        warm: WarmConnections | None = None,
     ) -> None:
         self.wiring = wiring
+        self.warm = warm
         self.url = url
         self.engine = engine
         self.make_session = make_session
@@ -59,6 +79,7 @@ class OwnDatabase:
         self._run_url = self.wiring.url
         await retarget_engines(self.wiring, self.url)
         self.wiring.commits = True
+        self.wiring.warm = self.warm
         self.session = self.make_session(bind=self.engine)
         self.wiring.commits_session = self.session
         self.wiring.owner = self
@@ -82,6 +103,9 @@ class OwnDatabase:
                 await self._connection.close()
         finally:
             self.wiring.commits = False
+            self.wiring.warm = None
             self.wiring.commits_session = None
             self.wiring.owner = None
-            await retarget_engines(self.wiring, self._run_url)
+            if self.warm is not None:
+                self.warm.test_ended()
+            await retarget_engines(self.wiring, self._run_url, leaving=True)

@@ -39,6 +39,8 @@ class WiredDialect:
     """Counts changes of ``e2e_connect_args``: a new root engine copies the new ones."""
     e2e_primary: WiredDialect | None = None
     """For a root engine: the app engine's dialect whose connect arguments it copies."""
+    e2e_warm: bool = False
+    """Its commits-mode connections come from ``warm.py``, which closes them itself."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -36,6 +36,7 @@ from fastapi_e2e.database.provision import (
     kept_comment,
     stamp,
 )
+from fastapi_e2e.database.warm import WarmConnections
 from fastapi_e2e.errors import POOL_CREATE_FAILED, POOL_WAIT_TIMEOUT, DatabaseSetupError
 
 MAX_READY = 3
@@ -48,13 +49,19 @@ CLOSE_TIMEOUT = 10.0
 class DatabasePool:
     """Ready clones of ``template``, named ``<prefix>_c<n>``, handed out in order."""
 
-    def __init__(self, admin_url: URL, template: str, prefix: str) -> None:
+    def __init__(
+        self, admin_url: URL, template: str, prefix: str, warm: WarmConnections | None = None
+    ) -> None:
         self.admin_url = admin_url
         self.template = template
         self.prefix = prefix
+        self.warm = warm
+        """Opens each ready database's connections ahead and closes a used one's."""
         self.target = 1
         self._ready: collections.deque[str] = collections.deque()
         self._used: collections.deque[str] = collections.deque()
+        self._disconnecting: dict[str, asyncio.Task[None]] = {}
+        """Per used database: the task closing its connections, started at release."""
         self._owned: set[str] = set()
         """Every database this pool made (or is making) and has not dropped or kept."""
         self._kept: list[str] = []
@@ -66,6 +73,8 @@ class DatabasePool:
         """Set when a database became ready (or the task failed)."""
         self._failure: BaseException | None = None
         self._closing = False
+        if warm is not None:
+            warm.demand_grew = self._work.set
         self._lock = asyncio.Lock()
         """One statement at a time on the admin connection (the task's and keep()'s)."""
         # What the run summary reports.
@@ -102,6 +111,12 @@ class DatabasePool:
         try:
             if admin.is_closed() or not done:
                 admin = await connect_admin(self.admin_url)
+            for disconnecting in self._disconnecting.values():
+                with contextlib.suppress(Exception):
+                    await disconnecting
+            if self.warm is not None:
+                for name in self.warm.databases:
+                    await self.warm.close(name)
             for name in leftovers:
                 await drop_database(admin, name, template=False)
                 self._owned.discard(name)
@@ -145,7 +160,13 @@ class DatabasePool:
             await self._readied.wait()
 
     def release(self, name: str) -> None:
-        """The test is over and nothing is connected to ``name`` any more: drop it."""
+        """The test is over and nothing uses ``name`` any more: close its connections now
+        (each waits for its server process to end, so they go in a task of their own)
+        and drop it when nothing more urgent is left."""
+        if self.warm is not None:
+            self._disconnecting[name] = asyncio.get_running_loop().create_task(
+                self.warm.close(name), name=f"fastapi-e2e closing connections to {name}"
+            )
         self._used.append(name)
         self._work.set()
 
@@ -153,6 +174,8 @@ class DatabasePool:
         """Keep ``name`` after the run, for inspection: its COMMENT says why."""
         async with self._lock:
             await comment_database(self._admin, name, kept_comment(run_id, nodeid))
+            if self.warm is not None:
+                await self.warm.close(name)
         self._owned.discard(name)
         self._kept.append(name)
 
@@ -165,12 +188,21 @@ class DatabasePool:
         return self._made
 
     async def _refill(self) -> None:
+        """Make databases, open their connections, close and drop used ones: in that
+        order of need, one step at a time."""
         try:
             while not self._closing:
-                if self._waiting or len(self._ready) < self.target:
+                if self._waiting:
+                    await self._make_one()
+                elif self.warm is not None and (name := self._lacking(self.warm)):
+                    await self.warm.prepare(name)
+                elif len(self._ready) < self.target:
                     await self._make_one()
                 elif self._used:
                     name = self._used.popleft()
+                    disconnecting = self._disconnecting.pop(name, None)
+                    if disconnecting is not None:
+                        await disconnecting
                     async with self._lock:
                         await drop_database(self._admin, name, template=False)
                     self._owned.discard(name)
@@ -182,6 +214,11 @@ class DatabasePool:
             self._readied.set()  # waiters see the failure
             if isinstance(exc, asyncio.CancelledError):
                 raise
+
+    def _lacking(self, warm: WarmConnections) -> str | None:
+        """The next ready database to open connections to (the last test may have used
+        more than there are: the demand is known only once a test ended)."""
+        return next((name for name in self._ready if warm.lacks(name)), None)
 
     async def _make_one(self) -> None:
         self._made += 1

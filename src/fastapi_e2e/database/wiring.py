@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from fastapi_e2e.database.transaction import TestTransaction
+    from fastapi_e2e.database.warm import WarmConnections
 
 # Connection parameters that say which server and who: replaced by the test database's.
 _TARGET_KEYS = frozenset(
@@ -314,6 +315,8 @@ class Wiring:
         connections are its own; those of other tests' left-over tasks are refused."""
         self.commits_session: AsyncSession | None = None
         """A commits-mode test's ``db_session`` (``current_session()`` hands it out)."""
+        self.warm: WarmConnections | None = None
+        """A commits-mode test's connect for the wired asyncpg engines (``warm.py``)."""
         self._pool_limits: dict[int, tuple[weakref.ref[Engine], Any, Any]] = {}
         """Per engine (by id, while it lives): its pool and the limit to restore."""
 
@@ -374,8 +377,13 @@ class Wiring:
             kept = {**dialect.e2e_primary.e2e_connect_args, **kept}
         params = {**kept, **target}
         if dialect.driver == "asyncpg":
-            # Past the raw-connection guard: these connections are the wired ones.
-            params.setdefault("async_creator_fn", compat.original_asyncpg_connect())
+            if self.commits and self.warm is not None:
+                # A commits-mode database's: opened ahead, closed by its pool.
+                if compat.open_with(params, self.warm.open):
+                    dialect.e2e_warm = True
+            else:
+                # Past the raw-connection guard: these connections are the wired ones.
+                compat.open_with(params, compat.original_asyncpg_connect())
         if role == "harness":
             return connect(**params)
         root = role == "root"

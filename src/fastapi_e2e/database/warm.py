@@ -1,0 +1,166 @@
+"""Connections for commits-mode databases, opened before their test and closed after it,
+both off the test's path.
+
+A new database needs new server connections, and opening one (a backend started,
+its catalog caches filled) and closing it again cost milliseconds each: more than
+handing out the database itself. ``WarmConnections`` is the driver-level connect
+the wiring gives the wired asyncpg engines while a commits-mode test runs
+(``compat.open_with``). It
+remembers how many connections each engine opened in the last such test and with
+which arguments; the pool opens as many to each database it makes (``prepare``),
+reads each table once through them, and the next test's engines are handed those.
+Every connection it hands out is tracked by database, so when the test ends the
+pool closes them all (``close``) before dropping the database, while the next test
+runs.
+
+Why not asyncpg's own ``Pool``: a pool serves one database and hands out connections
+to callers who give them back; here each database lives for one test, its
+connections go into SQLAlchemy's pools (which close them by discarding them), and
+what is needed is "the same connections again, on the next database".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+MAX_PER_ENGINE = 4
+"""Never more connections opened ahead per engine (and database) than this."""
+CLOSE_TIMEOUT = 2.0
+MAX_WARMED_TABLES = 200
+WARM_UP_QUERY = """
+SELECT format('SELECT FROM %I.%I LIMIT 0', n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_%'
+ORDER BY c.oid
+LIMIT $1
+"""
+
+
+def _shape(kwargs: dict[str, Any]) -> str:
+    """What tells one engine's connections from another's, whatever the database."""
+    return repr(sorted((item for item in kwargs.items() if item[0] != "database"), key=str))
+
+
+class WarmConnections:
+    """The connect of commits-mode tests' wired engines, and their connections by database."""
+
+    def __init__(self, connect: Callable[..., Awaitable[Any]]) -> None:
+        self._connect = connect
+        self._ready: dict[str, dict[str, list[Any]]] = collections.defaultdict(
+            lambda: collections.defaultdict(list)
+        )
+        """Per database, per shape: connections opened ahead, not handed out yet."""
+        self._opened: dict[str, list[Any]] = collections.defaultdict(list)
+        """Per database: every connection opened to it and not closed yet."""
+        self._shapes: dict[str, dict[str, Any]] = {}
+        self._demand: dict[str, int] = {}
+        """Per shape: how many to open ahead (what the last test opened)."""
+        self._this_test: collections.Counter[str] = collections.Counter()
+        self.demand_grew: Callable[[], None] = lambda: None
+        """Called when a test opened more connections than the ready databases have."""
+        self._warm_up: str | None = None
+        """The statements that warm a new connection up (None: not read yet)."""
+        self._finished: set[str] = set()
+        """Databases whose connections were closed: none may be opened to them again."""
+        self._given_up: set[str] = set()
+        """Databases whose connections could not be opened ahead."""
+        # What the run summary reports.
+        self.handed_ahead = 0
+        self.opened_on_demand = 0
+        self.not_opened_ahead = 0
+
+    async def open(self, *args: Any, **kwargs: Any) -> Any:
+        """A connection with the driver's ``kwargs``: one opened ahead if there is one."""
+        database = str(kwargs.get("database"))
+        shape = _shape(kwargs)
+        self._shapes[shape] = {k: v for k, v in kwargs.items() if k != "database"}
+        self._this_test[shape] += 1
+        if self._this_test[shape] > self._demand.get(shape, 0):
+            # More than the databases being readied get: they get as many (the
+            # next test comes a millisecond after this one ends, too late to learn).
+            self._demand[shape] = min(self._this_test[shape], MAX_PER_ENGINE)
+            self.demand_grew()
+        ready = self._ready.get(database, {}).get(shape)
+        if ready and not args:
+            self.handed_ahead += 1
+            return ready.pop(0)
+        connection = await self._connect(*args, **kwargs)
+        self._opened[database].append(connection)
+        self.opened_on_demand += 1
+        return connection
+
+    def test_ended(self) -> None:
+        """The next databases get as many connections, per engine, as this test opened
+        (fewer too: a test that needed many does not make every later one pay)."""
+        self._demand = {
+            shape: min(count, MAX_PER_ENGINE) for shape, count in self._this_test.items()
+        }
+        self._this_test.clear()
+
+    def lacks(self, database: str) -> bool:
+        """Whether ``database`` has fewer connections opened ahead than the last test used."""
+        if database in self._given_up or database in self._finished:
+            return False
+        ready = self._ready[database]
+        return any(len(ready[shape]) < count for shape, count in self._demand.items())
+
+    async def prepare(self, database: str) -> None:
+        """Open the connections the next test on ``database`` will ask for. One that
+        cannot be opened is the test's to open (and to report why it cannot)."""
+        try:
+            for shape, count in list(self._demand.items()):
+                kwargs = {**self._shapes[shape], "database": database}
+                while len(self._ready[database][shape]) < count:
+                    connection = await self._connect(**kwargs)
+                    if database in self._finished:  # its test came and went meanwhile
+                        await _close(connection)
+                        return
+                    self._opened[database].append(connection)
+                    await self._warm(connection)
+                    self._ready[database][shape].append(connection)
+        except Exception:
+            self._given_up.add(database)
+            self.not_opened_ahead += 1
+
+    async def _warm(self, connection: Any) -> None:
+        """Have the server process load the schema's tables once, now, rather than in
+        the test's first statements (about a millisecond): a ``LIMIT 0`` read of each."""
+        if self._warm_up is None:
+            rows = await connection.fetch(WARM_UP_QUERY, MAX_WARMED_TABLES)
+            self._warm_up = ";".join(row[0] for row in rows)
+        if not self._warm_up:
+            return
+        try:
+            await connection.execute(self._warm_up)
+        except Exception:  # a view that cannot be read: only a head start is lost
+            self._warm_up = ""
+
+    async def close(self, database: str) -> None:
+        """Close every connection opened to ``database`` (nothing may use them now)."""
+        self._finished.add(database)
+        self._ready.pop(database, None)
+        self._given_up.discard(database)
+        for connection in self._opened.pop(database, []):
+            await _close(connection)
+
+    @property
+    def databases(self) -> list[str]:
+        """The databases that still have connections open."""
+        return list(self._opened)
+
+
+async def _close(connection: Any) -> None:
+    """Close ``connection`` (its server process ends first), or drop it if that hangs."""
+    if connection.is_closed():
+        return
+    try:
+        await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT)
+    except (Exception, asyncio.TimeoutError):
+        with contextlib.suppress(Exception):
+            connection.terminate()
