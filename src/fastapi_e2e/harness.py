@@ -235,6 +235,8 @@ class E2ERun:
                 self.database.template_name,
                 self.url.database or "e2e",
                 WarmConnections(compat.original_asyncpg_connect()),
+                # The embedded cluster is thrown away after the run, databases and all.
+                drop_on_exit=not self.embedded,
             )
             self.pool = await self._stack.enter_async_context(pool)
         return self.pool
