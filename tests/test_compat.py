@@ -156,6 +156,24 @@ async def test_asyncpg_dialect_opens_a_connection_with_a_given_creator(
         "SQLAlchemy's asyncpg dialect no longer opens connections with async_creator_fn"
     )
 
+    import psycopg
+
+    async def psycopg_creator(**kwargs: Any) -> Any:
+        opened.append(kwargs)
+        return await psycopg.AsyncConnection.connect(**kwargs)
+
+    params = {}
+    assert compat.open_with(params, psycopg_creator)
+    engine = create_async_engine(
+        pg_cluster.url.set(drivername="postgresql+psycopg"), connect_args=params
+    )
+    async with engine.connect() as conn:
+        assert await conn.exec_driver_sql("SELECT 1") is not None
+    await engine.dispose()
+    assert opened[-1].get("dbname") == pg_cluster.url.database, (
+        "SQLAlchemy's psycopg dialect no longer opens connections with async_creator_fn"
+    )
+
 
 async def test_uvicorn_server_serves_without_touching_signal_handlers() -> None:
     import signal

@@ -132,11 +132,12 @@ def original_asyncpg_connect() -> Any:
 
 
 def open_with(params: dict[str, Any], creator: Callable[..., Awaitable[Any]]) -> bool:
-    """Have SQLAlchemy's asyncpg dialect open one connection with ``creator(**kwargs)``
-    (asyncpg's connect arguments); False if the engine brings a creator of its own.
+    """Have SQLAlchemy's async dialect (asyncpg, psycopg) open one connection with
+    ``creator(**kwargs)`` (the driver's connect arguments); False if the engine brings
+    a creator of its own.
 
     Why private: SQLAlchemy documents ``async_creator`` on ``create_async_engine``,
-    which fixes one creator for a whole engine; the dialect's DBAPI ``connect()``
+    which fixes one creator for a whole engine; the dialects' DBAPI ``connect()``
     takes it per connection as the ``async_creator_fn`` keyword, which that option is
     built on. The wiring chooses per connection: the run's database, or a
     commits-mode test's own (``database/warm.py``).

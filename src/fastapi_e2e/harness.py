@@ -25,7 +25,6 @@ from sqlalchemy import pool
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from fastapi_e2e import compat
 from fastapi_e2e.client.app import AppUnderTest
 from fastapi_e2e.client.sync import LoopTransport
 from fastapi_e2e.client.transport import StreamingASGITransport
@@ -234,7 +233,7 @@ class E2ERun:
                 self.admin_url,
                 self.database.template_name,
                 self.url.database or "e2e",
-                WarmConnections(compat.original_asyncpg_connect()),
+                WarmConnections(),
                 # The embedded cluster is thrown away after the run, databases and all.
                 drop_on_exit=not self.embedded,
             )

@@ -263,6 +263,36 @@ def test_the_apps_pooled_connections_follow_the_database(commits_app: pytest.Pyt
     result.assert_outcomes(passed=3)
 
 
+def test_a_long_burst_keeps_few_used_databases_waiting_for_their_drop(
+    commits_app: pytest.Pytester,
+) -> None:
+    # Tests faster than a clone keep the pool making databases; it drops used ones
+    # only when idle, unless too many wait (the embedded cluster lives in memory).
+    commits_app.makepyfile(
+        """
+        import pytest
+        from sqlalchemy import text
+        from fastapi_e2e.database.pool import MAKERS, MAX_READY, MAX_UNDROPPED
+
+        COUNT = text("SELECT count(*) FROM pg_database WHERE datname LIKE :pool")
+
+        @pytest.mark.e2e_commits
+        @pytest.mark.parametrize("n", range(80))
+        async def test_fast(request, e2e_test_database_url, n):
+            if n % 20 < 19:
+                return  # faster than the server clones
+            db_session = request.getfixturevalue("db_session")
+            pool = e2e_test_database_url.database.rsplit("_c", 1)[0] + "\\_c%"
+            existing = await db_session.scalar(COUNT, {"pool": pool})
+            # Ready ones, being made, used ones not dropped yet, and this test's.
+            assert existing <= MAX_READY + MAKERS + MAX_UNDROPPED + 1
+        """
+    )
+    result = commits_app.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=80)
+    assert _waited(result)[0] > 10, _summary(result)  # a burst: the pool fell behind
+
+
 def test_the_apps_connections_are_opened_before_the_test_once_warm(
     commits_app: pytest.Pytester,
 ) -> None:

@@ -63,3 +63,43 @@ def test_a_table_altered_in_one_test_is_queried_in_the_next(real_app) -> None:  
         """
     )
     tester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_commits_mode_commits_for_real_on_psycopg(real_app) -> None:  # type: ignore[no-untyped-def]
+    tester = real_app("psycopg_app", "psycopg_app:app", "psycopg_app:Base.metadata")
+    tester.makepyfile(
+        """
+        import asyncio, time, psycopg, pytest
+        from sqlalchemy import func, select
+        from psycopg_app import Item
+
+        pytestmark = pytest.mark.e2e_commits
+
+        def dsn(url):
+            return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+        @pytest.mark.parametrize("n", range(4))
+        async def test_a_second_connection_sees_the_commit(
+            client, db_session, e2e_test_database_url, n
+        ):
+            started = time.time()
+            assert await db_session.scalar(select(func.count()).select_from(Item)) == 0
+            assert (await client.post("/items", params={"name": f"n{n}"})).status_code == 201
+            async with await psycopg.AsyncConnection.connect(dsn(e2e_test_database_url)) as other:
+                cursor = await other.execute("SELECT name FROM items")
+                assert await cursor.fetchall() == [(f"n{n}",)]
+                cursor = await other.execute(
+                    "SELECT count(*), max(extract(epoch FROM backend_start)) "
+                    "FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                connections, newest = await cursor.fetchone()
+            assert connections == 2  # the app's and db_session's
+            if n >= 1:  # opened ahead, before the test began
+                assert float(newest) < started
+            await asyncio.sleep(0.3)
+        """
+    )
+    result = tester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*connections for them: 6 opened ahead, 2 on demand*"])

@@ -1,22 +1,22 @@
 """Connections for commits-mode databases, opened before their test and closed after it,
 both off the test's path.
 
-A new database needs new server connections, and opening one (a backend started,
-its catalog caches filled) and closing it again cost milliseconds each: more than
-handing out the database itself. ``WarmConnections`` is the driver-level connect
-the wiring gives the wired asyncpg engines while a commits-mode test runs
-(``compat.open_with``). It
-remembers how many connections each engine opened in the last such test and with
-which arguments; the pool opens as many to each database it makes (``prepare``),
-reads each table once through them, and the next test's engines are handed those.
-Every connection it hands out is tracked by database, so when the test ends the
-pool closes them all (``close``) before dropping the database, while the next test
-runs.
+A new database needs new server connections, and opening one (a server process
+started, its catalog caches filled) and closing it again cost milliseconds each: more
+than handing out the database itself. ``WarmConnections.connect_for(driver)`` is the
+driver-level connect the wiring gives the wired engines (asyncpg, psycopg's async
+connection) while a commits-mode test runs (``compat.open_with``). It remembers how
+many connections each engine opened in the last such test and with which arguments;
+the pool opens as many to each database it makes (``prepare``), reads each table once
+through them, and the next test's engines are handed those. Every connection it hands
+out is tracked by database, so when the test ends the pool closes them all
+(``close``) before dropping the database, while the next test runs.
 
-Why not asyncpg's own ``Pool``: a pool serves one database and hands out connections
-to callers who give them back; here each database lives for one test, its
-connections go into SQLAlchemy's pools (which close them by discarding them), and
-what is needed is "the same connections again, on the next database".
+Why not a driver's own pool (asyncpg's ``Pool``, psycopg_pool): a pool serves one
+database and hands out connections to callers who give them back; here each
+database lives for one test, its connections go into SQLAlchemy's pools (which let
+go of them without closing: ``dispose(close=False)``), and what is needed is "the
+same connections again, on the next database".
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from fastapi_e2e import compat
+
 MAX_PER_ENGINE = 4
 """Never more connections opened ahead per engine (and database) than this."""
 CLOSE_TIMEOUT = 2.0
-MAX_WARMED_TABLES = 200
 WARM_UP_QUERY = """
 SELECT format('SELECT FROM %I.%I LIMIT 0', n.nspname, c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -38,27 +39,83 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_%'
 ORDER BY c.oid
-LIMIT $1
+LIMIT 200
 """
 
 
-def _shape(kwargs: dict[str, Any]) -> str:
-    """What tells one engine's connections from another's, whatever the database."""
-    return repr(sorted((item for item in kwargs.items() if item[0] != "database"), key=str))
+class _Asyncpg:
+    database_key = "database"
+
+    @staticmethod
+    def connect() -> Callable[..., Awaitable[Any]]:
+        # Past the run's guard on raw connections: these are the wired engines'.
+        return compat.original_asyncpg_connect()  # type: ignore[no-any-return]
+
+    @staticmethod
+    def is_closed(connection: Any) -> bool:
+        return bool(connection.is_closed())
+
+    @staticmethod
+    def abort(connection: Any) -> None:
+        connection.terminate()
+
+    @staticmethod
+    async def read_names(connection: Any, query: str) -> list[str]:
+        return [row[0] for row in await connection.fetch(query)]
+
+    @staticmethod
+    async def run(connection: Any, script: str) -> None:
+        await connection.execute(script)  # no arguments: one simple-protocol round trip
+
+
+class _Psycopg:
+    database_key = "dbname"
+
+    @staticmethod
+    def connect() -> Callable[..., Awaitable[Any]]:
+        import psycopg
+
+        return psycopg.AsyncConnection.connect
+
+    @staticmethod
+    def is_closed(connection: Any) -> bool:
+        return bool(connection.closed)
+
+    @staticmethod
+    def abort(connection: Any) -> None:
+        connection.pgconn.finish()
+
+    @staticmethod
+    async def read_names(connection: Any, query: str) -> list[str]:
+        try:
+            cursor = await connection.execute(query)
+            return [row[0] for row in await cursor.fetchall()]
+        finally:
+            await connection.rollback()  # handed over idle, as a new connection is
+
+    @staticmethod
+    async def run(connection: Any, script: str) -> None:
+        try:
+            await connection.execute(script)
+        finally:
+            await connection.rollback()
+
+
+_DRIVERS: dict[str, type[_Asyncpg] | type[_Psycopg]] = {"asyncpg": _Asyncpg, "psycopg": _Psycopg}
 
 
 class WarmConnections:
     """The connect of commits-mode tests' wired engines, and their connections by database."""
 
-    def __init__(self, connect: Callable[..., Awaitable[Any]]) -> None:
-        self._connect = connect
+    def __init__(self) -> None:
         self._ready: dict[str, dict[str, list[Any]]] = collections.defaultdict(
             lambda: collections.defaultdict(list)
         )
         """Per database, per shape: connections opened ahead, not handed out yet."""
-        self._opened: dict[str, list[Any]] = collections.defaultdict(list)
-        """Per database: every connection opened to it and not closed yet."""
-        self._shapes: dict[str, dict[str, Any]] = {}
+        self._opened: dict[str, list[tuple[Any, Any]]] = collections.defaultdict(list)
+        """Per database: every connection opened to it and not closed yet (and its driver)."""
+        self._shapes: dict[str, tuple[Any, dict[str, Any]]] = {}
+        """Per shape: the driver and its connect arguments but the database."""
         self._demand: dict[str, int] = {}
         """Per shape: how many to open ahead (what the last test opened)."""
         self._this_test: collections.Counter[str] = collections.Counter()
@@ -75,11 +132,24 @@ class WarmConnections:
         self.opened_on_demand = 0
         self.not_opened_ahead = 0
 
-    async def open(self, *args: Any, **kwargs: Any) -> Any:
+    def connect_for(self, driver: str, is_async: bool) -> Callable[..., Awaitable[Any]] | None:
+        """The connect to give an engine of ``driver`` (None: one this module cannot
+        open ahead, such as a sync driver's, which keeps connecting for itself)."""
+        kind = _DRIVERS.get(driver) if is_async else None
+        if kind is None:
+            return None
+
+        async def connect(*args: Any, **kwargs: Any) -> Any:
+            return await self._open(kind, args, kwargs)
+
+        return connect
+
+    async def _open(self, kind: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A connection with the driver's ``kwargs``: one opened ahead if there is one."""
-        database = str(kwargs.get("database"))
-        shape = _shape(kwargs)
-        self._shapes[shape] = {k: v for k, v in kwargs.items() if k != "database"}
+        database = str(kwargs.get(kind.database_key))
+        rest = {k: v for k, v in kwargs.items() if k != kind.database_key}
+        shape = f"{kind.__name__} {sorted(rest.items(), key=str)!r}"
+        self._shapes[shape] = (kind, rest)
         self._this_test[shape] += 1
         if self._this_test[shape] > self._demand.get(shape, 0):
             # More than the databases being readied get: they get as many (the
@@ -90,8 +160,8 @@ class WarmConnections:
         if ready and not args:
             self.handed_ahead += 1
             return ready.pop(0)
-        connection = await self._connect(*args, **kwargs)
-        self._opened[database].append(connection)
+        connection = await kind.connect()(*args, **kwargs)
+        self._opened[database].append((kind, connection))
         self.opened_on_demand += 1
         return connection
 
@@ -115,30 +185,35 @@ class WarmConnections:
         cannot be opened is the test's to open (and to report why it cannot)."""
         try:
             for shape, count in list(self._demand.items()):
-                kwargs = {**self._shapes[shape], "database": database}
+                kind, rest = self._shapes[shape]
                 while len(self._ready[database][shape]) < count:
-                    connection = await self._connect(**kwargs)
+                    connection = await kind.connect()(**rest, **{kind.database_key: database})
+                    # Not tracked until warmed: close() must not close it mid-statement.
+                    try:
+                        await self._warm(kind, connection)
+                    except BaseException:
+                        kind.abort(connection)
+                        raise
+                    if kind.is_closed(connection):
+                        raise ConnectionError(f"a connection to {database} closed at once")
                     if database in self._finished:  # its test came and went meanwhile
-                        await _close(connection)
+                        await _close(kind, connection)
                         return
-                    self._opened[database].append(connection)
-                    await self._warm(connection)
+                    self._opened[database].append((kind, connection))
                     self._ready[database][shape].append(connection)
         except Exception:
             self._given_up.add(database)
             self.not_opened_ahead += 1
 
-    async def _warm(self, connection: Any) -> None:
+    async def _warm(self, kind: Any, connection: Any) -> None:
         """Have the server process load the schema's tables once, now, rather than in
         the test's first statements (about a millisecond): a ``LIMIT 0`` read of each."""
-        if self._warm_up is None:
-            rows = await connection.fetch(WARM_UP_QUERY, MAX_WARMED_TABLES)
-            self._warm_up = ";".join(row[0] for row in rows)
-        if not self._warm_up:
-            return
         try:
-            await connection.execute(self._warm_up)
-        except Exception:  # a view that cannot be read: only a head start is lost
+            if self._warm_up is None:
+                self._warm_up = ";".join(await kind.read_names(connection, WARM_UP_QUERY))
+            if self._warm_up:
+                await kind.run(connection, self._warm_up)
+        except Exception:  # a table it may not read: only a head start is lost, for good
             self._warm_up = ""
 
     async def close(self, database: str) -> None:
@@ -146,8 +221,8 @@ class WarmConnections:
         self._finished.add(database)
         self._ready.pop(database, None)
         self._given_up.discard(database)
-        for connection in self._opened.pop(database, []):
-            await _close(connection)
+        for kind, connection in self._opened.pop(database, []):
+            await _close(kind, connection)
 
     @property
     def databases(self) -> list[str]:
@@ -155,12 +230,12 @@ class WarmConnections:
         return list(self._opened)
 
 
-async def _close(connection: Any) -> None:
+async def _close(kind: Any, connection: Any) -> None:
     """Close ``connection`` (its server process ends first), or drop it if that hangs."""
-    if connection.is_closed():
+    if kind.is_closed(connection):
         return
     try:
         await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT)
     except (Exception, asyncio.TimeoutError):
         with contextlib.suppress(Exception):
-            connection.terminate()
+            kind.abort(connection)

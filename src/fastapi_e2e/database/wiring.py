@@ -376,14 +376,14 @@ class Wiring:
             # server_settings, statement cache size... as the app's engine passes them.
             kept = {**dialect.e2e_primary.e2e_connect_args, **kept}
         params = {**kept, **target}
-        if dialect.driver == "asyncpg":
-            if self.commits and self.warm is not None:
-                # A commits-mode database's: opened ahead, closed by its pool.
-                if compat.open_with(params, self.warm.open):
-                    dialect.e2e_warm = True
-            else:
-                # Past the raw-connection guard: these connections are the wired ones.
-                compat.open_with(params, compat.original_asyncpg_connect())
+        warm = self.warm.connect_for(dialect.driver, dialect.is_async) if self.warm else None
+        if self.commits and warm is not None:
+            # A commits-mode database's: opened ahead, closed by its pool.
+            if compat.open_with(params, warm):
+                dialect.e2e_warm = True
+        elif dialect.driver == "asyncpg":
+            # Past the raw-connection guard: these connections are the wired ones.
+            compat.open_with(params, compat.original_asyncpg_connect())
         if role == "harness":
             return connect(**params)
         root = role == "root"
