@@ -315,6 +315,45 @@ def test_the_apps_connections_are_opened_before_the_test_once_warm(
     result.stdout.fnmatch_lines(["*connections for them: 3 opened ahead, 1 on demand*"])
 
 
+UNREADABLE_VIEW = """
+import pytest
+from fastapi_e2e import E2EConfig
+
+# Planning a read of this view raises: the warm-up (LIMIT 0 reads) cannot read it.
+SETUP = (
+    "CREATE FUNCTION boom() RETURNS int IMMUTABLE LANGUAGE plpgsql "
+    "AS $$ BEGIN RAISE 'boom'; END $$; "
+    "CREATE VIEW boom_view AS SELECT 1 AS x WHERE boom() = 1;"
+)
+
+@pytest.fixture(scope="session")
+def e2e_config():
+    return E2EConfig(
+        app="commits_app:app", metadata="commits_app:Base.metadata", setup_sql=SETUP
+    )
+"""
+
+
+def test_a_schema_the_warm_up_cannot_read_still_gets_connections_ahead(
+    commits_app: pytest.Pytester,
+) -> None:
+    commits_app.makeconftest(UNREADABLE_VIEW)
+    commits_app.makepyfile(
+        """
+        import asyncio, pytest
+
+        @pytest.mark.e2e_commits
+        @pytest.mark.parametrize("n", range(4))
+        async def test_slow(client, n):
+            assert (await client.get("/jobs/count")).json() == 0
+            await asyncio.sleep(0.3)
+        """
+    )
+    result = commits_app.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*connections for them: 3 opened ahead, 1 on demand*"])
+
+
 def test_a_finished_tests_connections_are_closed_before_its_database_is_dropped(
     commits_app: pytest.Pytester,
 ) -> None:

@@ -68,3 +68,47 @@ def test_unknown_extension_is_a_clear_error(schemas: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         ["*Could not create the extension 'no_such_ext'*The server offers: *citext*"]
     )
+
+
+SCRIPT_CONFTEST = """
+import pytest
+from fastapi_e2e import E2EConfig
+
+@pytest.fixture(scope="session")
+def e2e_config():
+    return E2EConfig(
+        app="schemas_app:app",
+        metadata="schemas_app:Base.metadata",
+        extensions=["citext"],
+        setup_sql={setup_sql!r},
+    )
+"""
+
+
+def test_setup_sql_may_hold_several_statements(schemas: pytest.Pytester) -> None:
+    script = (
+        "CREATE FUNCTION app_label(text) RETURNS text LANGUAGE sql AS $$ SELECT 'INV-' || $1 $$;\n"
+        "COMMENT ON FUNCTION app_label(text) IS 'invoice label; made by setup_sql';\n"
+    )
+    schemas.makeconftest(SCRIPT_CONFTEST.format(setup_sql=script))
+    schemas.makepyfile(
+        test_comment="""
+        from sqlalchemy import text
+
+        async def test_both_statements_ran(db_session):
+            comment = await db_session.scalar(
+                text("SELECT obj_description('app_label(text)'::regprocedure)")
+            )
+            assert comment == "invoice label; made by setup_sql"
+        """
+    )
+    result = schemas.runpytest_subprocess()
+    result.assert_outcomes(passed=2)
+
+
+def test_a_failing_setup_sql_names_itself_and_the_statement(schemas: pytest.Pytester) -> None:
+    script = "CREATE SCHEMA billing;\nCREATE TABLE billing.x (id int REFERENCES nowhere);"
+    schemas.makeconftest(SCRIPT_CONFTEST.format(setup_sql=script))
+    result = schemas.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(['*running E2EConfig.setup_sql*relation "nowhere" does not exist*'])

@@ -171,6 +171,18 @@ class AlembicSchema:
         await upgrade_to_head(url, self.ini)
 
 
+async def _run_script(connection: AsyncConnection, script: str) -> None:
+    """Run SQL that may hold several statements (``CREATE SCHEMA a; CREATE ...``): with
+    no arguments asyncpg sends it as one simple query, in one implicit transaction;
+    a prepared statement (``exec_driver_sql``) takes only one."""
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    if connection.dialect.driver == "asyncpg" and driver is not None:
+        await driver.execute(script)
+    else:
+        await connection.exec_driver_sql(script)
+
+
 class WithPrerequisites:
     """A schema source with what must exist before it: ``setup_sql``, then extensions.
 
@@ -197,7 +209,7 @@ class WithPrerequisites:
             async with engine.begin() as connection:
                 if self.setup_sql is not None:
                     try:
-                        await connection.exec_driver_sql(self.setup_sql)
+                        await _run_script(connection, self.setup_sql)
                     except Exception as exc:
                         raise DatabaseSetupError(
                             SCHEMA_FAILED.format(what="E2EConfig.setup_sql", cause=exc)
