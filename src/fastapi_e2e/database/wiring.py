@@ -316,7 +316,7 @@ class Wiring:
         self.commits_session: AsyncSession | None = None
         """A commits-mode test's ``db_session`` (``current_session()`` hands it out)."""
         self.warm: WarmConnections | None = None
-        """A commits-mode test's connect for the wired asyncpg engines (``warm.py``)."""
+        """A commits-mode test's connect for the wired async engines (``warm.py``)."""
         self._pool_limits: dict[int, tuple[weakref.ref[Engine], Any, Any]] = {}
         """Per engine (by id, while it lives): its pool and the limit to restore."""
 
