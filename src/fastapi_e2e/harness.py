@@ -332,6 +332,7 @@ class E2ERun:
                     f"connections for them: {warm.handed_ahead} opened ahead, "
                     f"{warm.opened_on_demand} on demand"
                     + (f" ({warm.not_opened_ahead} failed ahead)" if warm.not_opened_ahead else "")
+                    + (f", warm-up off: {warm.warm_up_failed}" if warm.warm_up_failed else "")
                 )
         if self.cluster is not None:
             parts.append(f"cluster cache: {self.cluster.cache_outcome}")

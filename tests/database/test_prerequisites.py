@@ -106,7 +106,7 @@ def test_setup_sql_may_hold_several_statements(schemas: pytest.Pytester) -> None
     result.assert_outcomes(passed=2)
 
 
-def test_a_failing_setup_sql_names_itself_and_the_statement(schemas: pytest.Pytester) -> None:
+def test_a_failing_setup_sql_names_itself_and_the_servers_error(schemas: pytest.Pytester) -> None:
     script = "CREATE SCHEMA billing;\nCREATE TABLE billing.x (id int REFERENCES nowhere);"
     schemas.makeconftest(SCRIPT_CONFTEST.format(setup_sql=script))
     result = schemas.runpytest_subprocess()

@@ -91,7 +91,8 @@ def test_commits_mode_commits_for_real_on_psycopg(real_app) -> None:  # type: ig
                 cursor = await other.execute(
                     "SELECT count(*), max(extract(epoch FROM backend_start)) "
                     "FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND backend_type = 'client backend'"
                 )
                 connections, newest = await cursor.fetchone()
             assert connections == 2  # the app's and db_session's

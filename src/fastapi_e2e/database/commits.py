@@ -32,14 +32,18 @@ async def retarget_engines(wiring: Wiring, url: URL, *, leaving: bool = False) -
     that is about to be dropped, or to the wrong test's.
 
     ``leaving`` a commits-mode database, the engines whose connections ``warm.py``
-    opened only let go of them (``dispose(close=False)``): the pool closes them
-    before the drop, while the next test runs."""
+    opened only let go of them first, all at once (the sync ``dispose(close=False)``
+    never yields to another task): the pool closes them before the drop, while the
+    next test runs."""
     wiring.url = url
-    for engine in wiring_module.engines_to_retarget():
-        if _holds_nothing(engine.pool):
-            continue  # the common case after a commits-mode test: no new pool to make
-        warm = leaving and getattr(engine.dialect, "e2e_warm", False)
-        await AsyncEngine(engine).dispose(close=not warm)
+    engines = [e for e in wiring_module.engines_to_retarget() if not _holds_nothing(e.pool)]
+    let_go = [e for e in engines if leaving and getattr(e.dialect, "e2e_warm", False)]
+    for engine in let_go:
+        engine.dispose(close=False)
+    for engine in engines:
+        if engine not in let_go:
+            await AsyncEngine(engine).dispose()
+    for engine in engines:
         if getattr(engine.dialect, "e2e_role", "") == "app":
             wiring.lift_pool_limit(engine)  # dispose() made a new pool
 
@@ -77,9 +81,17 @@ class OwnDatabase:
 
     async def __aenter__(self) -> OwnDatabase:
         self._run_url = self.wiring.url
-        await retarget_engines(self.wiring, self.url)
+        # Before the engines' old connections are closed (which lets other tasks run):
+        # from here on, a new connection is to this database, and from ``warm``.
         self.wiring.commits = True
         self.wiring.warm = self.warm
+        try:
+            await retarget_engines(self.wiring, self.url)
+        except BaseException:
+            self.wiring.commits = False
+            self.wiring.warm = None
+            self.wiring.url = self._run_url
+            raise
         self.session = self.make_session(bind=self.engine)
         self.wiring.commits_session = self.session
         self.wiring.owner = self

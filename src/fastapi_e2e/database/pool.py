@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import time
 from types import TracebackType
 
@@ -50,6 +51,8 @@ MAX_READY = 3
 """Never more ready clones than this per process (xdist worker)."""
 MAKERS = 2
 """Clones made at once, each on an admin connection of its own."""
+PREPARED = 2
+"""Ready databases that get their connections ahead (the next ones in line)."""
 MAX_UNDROPPED = 8
 """Used databases left to drop later while clones are wanted; past this, drop first
 (the embedded cluster lives in memory, and a long burst must not fill it)."""
@@ -134,7 +137,7 @@ class DatabasePool:
                 await self._task
         admin: asyncpg.Connection | None = None
         try:
-            for disconnecting in self._disconnecting.values():
+            for disconnecting in list(self._disconnecting.values()):
                 with contextlib.suppress(Exception):
                     await disconnecting
             if self.warm is not None:
@@ -231,7 +234,7 @@ class DatabasePool:
                 elif self._waiting and missing > 0:
                     await self._make(missing)
                 elif self.warm is not None and (name := self._lacking(self.warm)):
-                    await self.warm.prepare(name)
+                    await self.warm.prepare(name, functools.partial(self._is_ready, name))
                 elif missing > 0:
                     await self._make(missing)
                 elif self._used:
@@ -245,10 +248,15 @@ class DatabasePool:
             if isinstance(exc, asyncio.CancelledError):
                 raise
 
+    def _is_ready(self, name: str) -> bool:
+        return name in self._ready
+
     def _lacking(self, warm: WarmConnections) -> str | None:
         """The next ready database to open connections to (the last test may have used
-        more than there are: the demand is known only once a test ended)."""
-        return next((name for name in self._ready if warm.lacks(name)), None)
+        more than there are: the demand is known only once a test ended). Only the two
+        next in line: idle connections count against the server's limit, which xdist
+        workers share."""
+        return next((name for name in list(self._ready)[:PREPARED] if warm.lacks(name)), None)
 
     async def _make(self, missing: int) -> None:
         """Make ``missing`` clones, up to ``MAKERS`` at once; the first failure raises

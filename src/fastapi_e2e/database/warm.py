@@ -28,10 +28,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi_e2e import compat
+from fastapi_e2e.database.callsite import call_site
+from fastapi_e2e.errors import STALE_TASK_SESSION, E2EError
 
 MAX_PER_ENGINE = 4
 """Never more connections opened ahead per engine (and database) than this."""
 CLOSE_TIMEOUT = 2.0
+WARM_UP_TIMEOUT = 5.0
+WARM_UP_LIMITS = "SET LOCAL lock_timeout = '200ms'; SET LOCAL statement_timeout = '2s'"
 WARM_UP_QUERY = """
 SELECT format('SELECT FROM %I.%I LIMIT 0', n.nspname, c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -131,6 +135,8 @@ class WarmConnections:
         self.handed_ahead = 0
         self.opened_on_demand = 0
         self.not_opened_ahead = 0
+        self.warm_up_failed: str | None = None
+        """Why the warm-up was turned off, if it was."""
 
     def connect_for(self, driver: str, is_async: bool) -> Callable[..., Awaitable[Any]] | None:
         """The connect to give an engine of ``driver`` (None: one this module cannot
@@ -147,6 +153,8 @@ class WarmConnections:
     async def _open(self, kind: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A connection with the driver's ``kwargs``: one opened ahead if there is one."""
         database = str(kwargs.get(kind.database_key))
+        if database in self._finished:
+            raise E2EError(STALE_TASK_SESSION.format(site=call_site()))
         rest = {k: v for k, v in kwargs.items() if k != kind.database_key}
         shape = f"{kind.__name__} {sorted(rest.items(), key=str)!r}"
         self._shapes[shape] = (kind, rest)
@@ -157,10 +165,15 @@ class WarmConnections:
             self._demand[shape] = min(self._this_test[shape], MAX_PER_ENGINE)
             self.demand_grew()
         ready = self._ready.get(database, {}).get(shape)
-        if ready and not args:
-            self.handed_ahead += 1
-            return ready.pop(0)
+        while ready and not args:
+            connection = ready.pop(0)
+            if not kind.is_closed(connection):  # not ended by the server meanwhile
+                self.handed_ahead += 1
+                return connection
         connection = await kind.connect()(*args, **kwargs)
+        if database in self._finished:  # its test ended while it connected
+            await _close(kind, connection)
+            raise E2EError(STALE_TASK_SESSION.format(site=call_site()))
         self._opened[database].append((kind, connection))
         self.opened_on_demand += 1
         return connection
@@ -172,6 +185,9 @@ class WarmConnections:
             shape: min(count, MAX_PER_ENGINE) for shape, count in self._this_test.items()
         }
         self._this_test.clear()
+        # An engine made per test brings a new shape each time (psycopg's adapters map
+        # is in its arguments): forget those no test asks for any more.
+        self._shapes = {shape: self._shapes[shape] for shape in self._demand}
 
     def lacks(self, database: str) -> bool:
         """Whether ``database`` has fewer connections opened ahead than the last test used."""
@@ -180,13 +196,14 @@ class WarmConnections:
         ready = self._ready[database]
         return any(len(ready[shape]) < count for shape, count in self._demand.items())
 
-    async def prepare(self, database: str) -> None:
-        """Open the connections the next test on ``database`` will ask for. One that
-        cannot be opened is the test's to open (and to report why it cannot)."""
+    async def prepare(self, database: str, wanted: Callable[[], bool]) -> None:
+        """Open the connections the next test on ``database`` will ask for, while
+        ``wanted()`` (its test has not taken it yet). One that cannot be opened is the
+        test's to open (and to report why it cannot)."""
         try:
             for shape, count in list(self._demand.items()):
                 kind, rest = self._shapes[shape]
-                while len(self._ready[database][shape]) < count:
+                while len(self._ready[database][shape]) < count and wanted():
                     connection = await kind.connect()(**rest, **{kind.database_key: database})
                     # Not tracked until warmed: close() must not close it mid-statement.
                     try:
@@ -207,14 +224,20 @@ class WarmConnections:
 
     async def _warm(self, kind: Any, connection: Any) -> None:
         """Have the server process load the schema's tables once, now, rather than in
-        the test's first statements (about a millisecond): a ``LIMIT 0`` read of each."""
+        the test's first statements (about a millisecond): a ``LIMIT 0`` read of each
+        (the first 200), waiting for no lock."""
         try:
             if self._warm_up is None:
-                self._warm_up = ";".join(await kind.read_names(connection, WARM_UP_QUERY))
+                names = await kind.read_names(connection, WARM_UP_QUERY)
+                self._warm_up = ";".join([WARM_UP_LIMITS, *names]) if names else ""
             if self._warm_up:
-                await kind.run(connection, self._warm_up)
-        except Exception:  # a table it may not read: only a head start is lost, for good
+                await asyncio.wait_for(kind.run(connection, self._warm_up), WARM_UP_TIMEOUT)
+        except (Exception, asyncio.TimeoutError) as exc:
+            # A view it may not read: only a head start is lost, for the rest of the run.
             self._warm_up = ""
+            self.warm_up_failed = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if kind.is_closed(connection) or isinstance(exc, asyncio.TimeoutError):
+                raise
 
     async def close(self, database: str) -> None:
         """Close every connection opened to ``database`` (nothing may use them now)."""
@@ -231,7 +254,8 @@ class WarmConnections:
 
 
 async def _close(kind: Any, connection: Any) -> None:
-    """Close ``connection`` (its server process ends first), or drop it if that hangs."""
+    """Close ``connection`` (asyncpg waits for the server to end its process), or drop
+    it if that hangs."""
     if kind.is_closed(connection):
         return
     try:
