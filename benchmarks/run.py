@@ -226,6 +226,14 @@ def write_suite(directory: Path, kind: str, count: int) -> None:
         (directory / f"test_{kind}_{start:04d}.py").write_text("\n".join(lines))
 
 
+def suite_dir(work: Path, kind: str, count: int) -> Path:
+    """The generated suite of ``count`` tests of ``kind`` under ``work``, written on first use."""
+    directory = work / f"{kind}-{count}"
+    if not directory.exists():
+        write_suite(directory, kind, count)
+    return directory
+
+
 def collect_only(directory: Path, *args: str) -> float:
     """Wall seconds of ``pytest --co`` in ``directory`` (bytecode cached, as developers run)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -286,13 +294,11 @@ def live_server_started_in(stdout: str) -> float:
 def measure_live_server(work: Path, cache: Path, repeat: int) -> tuple[float, float]:
     """Median start-up of the live server (uvicorn on the session loop, once per run) as
     the harness's summary reports it, and the median whole 2-test process."""
-    suite = work / "live"
-    if not suite.exists():
-        write_suite(suite, "live", 2)
-    run_pytest(suite, cache=cache)  # warm the cluster cache and bytecode
+    live = suite_dir(work, "live", 2)
+    run_pytest(live, cache=cache)  # warm the cluster cache and bytecode
     starts, walls = [], []
     for _ in range(repeat):
-        wall, _, stdout = run_pytest(suite, cache=cache)
+        wall, _, stdout = run_pytest(live, cache=cache)
         starts.append(live_server_started_in(stdout))
         walls.append(wall)
     return statistics.median(starts), statistics.median(walls)
@@ -310,9 +316,7 @@ def measure_seeds(
     print(f"40 tests reading a 500-row seed, {repeat} interleaved rounds:", flush=True)
     for round_number in range(repeat + 1):  # round 0 warms caches and disk
         for kind in kinds:
-            directory = work / kind
-            if not directory.exists():
-                write_suite(directory, kind, 40)
+            directory = suite_dir(work, kind, 40)
             timing = run_pytest(directory, cache=cache)[1]
             if round_number:
                 per_test[kind].append(timing["per_test"] * 1000)
@@ -369,9 +373,7 @@ def measure_commits(work: Path, cache: Path, repeat: int, count: int) -> dict[st
     print(f"commits mode, per-test cost, {count} tests, {repeat} interleaved rounds:", flush=True)
     for round_number in range(repeat + 1):  # round 0 warms caches and disk
         for kind in kinds:
-            directory = work / f"{kind}-{count}"
-            if not directory.exists():
-                write_suite(directory, kind, count)
+            directory = suite_dir(work, kind, count)
             _, timing, stdout = run_pytest(directory, cache=cache)
             if round_number:
                 samples[kind].append(timing["per_test"] * 1000)
@@ -420,9 +422,7 @@ def measure_against(work: Path, other_src: Path, repeat: int, count: int) -> Non
     print(f"this checkout against {other_src}, {repeat} interleaved rounds:", flush=True)
     for round_number in range(repeat + 1):  # round 0 warms caches and disk
         for kind in kinds:
-            directory = work / f"{kind}-{count}"
-            if not directory.exists():
-                write_suite(directory, kind, count)
+            directory = suite_dir(work, kind, count)
             for side, src in sides.items():
                 extra = {}
                 if src is not None:
@@ -503,9 +503,7 @@ def main() -> None:
         print(f"per-test cost, {options.repeat} interleaved rounds:", flush=True)
         for round_number in range(options.repeat + 1):  # round 0 warms caches and disk
             for key, kind, count, env in variants:
-                directory = work / f"{kind}-{count}"  # env changes the run, not the files
-                if not directory.exists():
-                    write_suite(directory, kind, count)
+                directory = suite_dir(work, kind, count)  # env changes the run, not the files
                 timing = run_pytest(directory, cache=cache, env_extra=env)[1]
                 if round_number:
                     samples[key].append(timing["per_test"] * 1000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -24,14 +25,22 @@ async def _pid(connection: Any) -> int:
     return int(await connection.fetchval("SELECT pg_backend_pid()"))
 
 
-async def test_the_next_test_gets_the_connections_its_predecessor_used(
-    kwargs: dict[str, Any],
-) -> None:
+async def _after_a_test_that_opened(
+    count: int, kwargs: dict[str, Any]
+) -> tuple[WarmConnections, Callable[..., Awaitable[Any]], list[Any]]:
+    """WarmConnections once a commits-mode test opened ``count`` connections on demand."""
     warm = WarmConnections()
     connect = warm.connect_for("asyncpg", is_async=True)
     assert connect is not None
-    first = await connect(**kwargs)  # what a test opened: one, on demand
+    opened = [await connect(**kwargs) for _ in range(count)]
     warm.test_ended()
+    return warm, connect, opened
+
+
+async def test_the_next_test_gets_the_connections_its_predecessor_used(
+    kwargs: dict[str, Any],
+) -> None:
+    warm, connect, (first,) = await _after_a_test_that_opened(1, kwargs)  # on demand
     assert warm.lacks(kwargs["database"])
     await warm.prepare(kwargs["database"], lambda: True)
     assert not warm.lacks(kwargs["database"])
@@ -45,11 +54,7 @@ async def test_the_next_test_gets_the_connections_its_predecessor_used(
 
 
 async def test_a_connection_the_server_ended_is_not_handed_out(kwargs: dict[str, Any]) -> None:
-    warm = WarmConnections()
-    connect = warm.connect_for("asyncpg", is_async=True)
-    assert connect is not None
-    await connect(**kwargs)
-    warm.test_ended()
+    warm, connect, _ = await _after_a_test_that_opened(1, kwargs)
     await warm.prepare(kwargs["database"], lambda: True)
     admin = await compat.original_asyncpg_connect()(**kwargs)
     try:
@@ -77,12 +82,7 @@ async def test_a_connection_the_server_ended_is_not_handed_out(kwargs: dict[str,
 async def test_no_connection_is_opened_ahead_once_its_database_is_taken(
     kwargs: dict[str, Any],
 ) -> None:
-    warm = WarmConnections()
-    connect = warm.connect_for("asyncpg", is_async=True)
-    assert connect is not None
-    await connect(**kwargs)
-    await connect(**kwargs)
-    warm.test_ended()
+    warm, connect, _ = await _after_a_test_that_opened(2, kwargs)
     asked: list[bool] = []
 
     def wanted() -> bool:
@@ -99,10 +99,7 @@ async def test_no_connection_is_opened_ahead_once_its_database_is_taken(
 async def test_a_finished_tests_database_is_refused_to_late_connects(
     kwargs: dict[str, Any],
 ) -> None:
-    warm = WarmConnections()
-    connect = warm.connect_for("asyncpg", is_async=True)
-    assert connect is not None
-    await connect(**kwargs)
+    warm, connect, _ = await _after_a_test_that_opened(1, kwargs)
     await warm.close(kwargs["database"])
     with pytest.raises(E2EError, match="left running"):
         await connect(**kwargs)
